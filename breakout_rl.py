@@ -1,0 +1,1053 @@
+"""breakout_rl.py — deep Q-learning and a hand-written policy gradient, in one file that learns.
+
+What this file teaches
+----------------------
+* **DQN** (Mnih et al. 2015) on Atari Breakout, reading the console's 128 bytes of RAM instead of
+  the screen: a small MLP ``QNetwork``, a preallocated ``ReplayBuffer``, an ``Agent`` that acts
+  ε-greedily and learns from a TD target computed with a separate target network.
+* **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
+  problems such as CartPole, with the gradient of log π derived on paper and coded line by line.
+* The traps on the way, each explained where it is handled: Breakout needs FIRE to serve the ball;
+  a lost life ends a *learning* episode but not the game; RAM bytes must be scaled; rewards are
+  clipped for learning only; ``terminated`` is not ``truncated``; Gymnasium 1.x's reset/step API.
+
+Commands
+--------
+    pip install -r requirements.txt
+
+    python breakout_rl.py --algo dqn                       # DQN on Breakout RAM (default budget)
+    python breakout_rl.py --algo pg                        # REINFORCE on CartPole-v1
+    python breakout_rl.py --algo dqn --total-steps 20000   # one-minute smoke run
+    python breakout_rl.py --eval runs/<run>/model.pt       # play 10 games with a checkpoint
+    python breakout_rl.py --benchmark-env                  # raw env speed and a random policy's score
+    python -m pytest -q test_breakout_rl.py                # the tests
+
+Every run writes into ``--out`` (default: a new folder under ``runs/``): ``model.pt`` (weights +
+config), ``history.csv`` (one row per game) and ``curve.png`` (the learning curve).
+
+Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
+
+References
+----------
+* Mnih et al. 2015, "Human-level control through deep reinforcement learning", Nature 518.
+  https://www.nature.com/articles/nature14236
+* van Hasselt, Guez, Silver 2016, "Deep Reinforcement Learning with Double Q-learning".
+  https://arxiv.org/abs/1509.06461
+* Williams 1992, "Simple statistical gradient-following algorithms for connectionist
+  reinforcement learning", Machine Learning 8. https://doi.org/10.1007/BF00992696
+* Machado et al. 2018, "Revisiting the Arcade Learning Environment" (sticky actions, evaluation).
+  https://arxiv.org/abs/1709.06009
+* Gymnasium: https://gymnasium.farama.org — ALE: https://ale.farama.org
+"""
+
+import argparse
+import csv
+import dataclasses
+import difflib
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Gymnasium 1.x no longer finds the Atari games by itself: ale-py registers its "ALE/..." ids here.
+gym.register_envs(ale_py)
+
+CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 1. Configuration
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Every hyperparameter lives in one dataclass per algorithm. Each field carries a one-line help
+# text; the command line is generated from these fields, so each default is written exactly once.
+# Where our value differs from the paper's, the help says so and why.
+
+
+def option(default, help, **kwargs):
+    """A dataclass field with its --help text stored in the field's metadata."""
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class CommonConfig:
+    """Settings shared by both algorithms."""
+
+    env_id: str = option("", "Gymnasium environment id")
+    seed: int = option(0, "seed for python, numpy, torch and the environment")
+    device: str = option("auto", "where the networks run: auto (CUDA when available), cpu or cuda",
+                         choices=("auto", "cpu", "cuda"))
+    threads: int = option(1, "CPU threads for torch; 1 is fastest for these small nets and is "
+                             "what makes a CPU run bit-for-bit reproducible")
+    out: str = option("", "output folder (default: a new folder under runs/)")
+    log_every: float = option(10.0, "seconds between progress lines")
+    max_minutes: float = option(0.0, "stop training after this many minutes of wall time "
+                                     "(0 = no limit; the step/episode budget still applies)")
+
+
+@dataclass
+class DQNConfig(CommonConfig):
+    """DQN hyperparameters. The defaults are tuned for Breakout from RAM on a 2-core CPU."""
+
+    env_id: str = option("ALE/Breakout-v5", "Gymnasium environment id")
+    total_steps: int = option(4_000_000, "training budget in agent steps (one step = 4 frames on "
+                                         "Atari); Nature DQN: 50M")
+    buffer_size: int = option(1_000_000, "replay buffer capacity in transitions (Nature DQN: 1M)")
+    batch_size: int = option(32, "transitions per gradient step (Nature DQN: 32)")
+    lr: float = option(1e-4, "Adam learning rate (Nature DQN: RMSProp 2.5e-4)")
+    gamma: float = option(0.99, "discount factor γ (Nature DQN: 0.99)")
+    learning_starts: int = option(20_000, "steps of experience collected before the first "
+                                          "gradient step (Nature DQN: 50k)")
+    train_every: int = option(4, "agent steps between gradient steps (Nature DQN: 4)")
+    target_update_every: int = option(1000, "agent steps between hard target-network copies "
+                                            "(Nature DQN: 10k); ignored when --tau > 0")
+    tau: float = option(0.0, "soft target update θ′ ← τθ + (1−τ)θ′ after every gradient step; "
+                             "0 = use hard copies instead")
+    eps_start: float = option(1.0, "exploration ε at the first step")
+    eps_end: float = option(0.05, "exploration ε after the decay (Nature DQN: 0.1)")
+    eps_decay_steps: int = option(100_000, "agent steps over which ε falls linearly "
+                                           "(Nature DQN: 1M)")
+    hidden_sizes: tuple = option((256, 256), "widths of the MLP's hidden layers")
+    double_dqn: bool = option(True, "pick a′ with the online net, value it with the target net "
+                                    "(van Hasselt 2016); reduces over-estimation")
+    grad_clip: float = option(10.0, "clip the gradient's global norm to this (0 = off)")
+    clip_rewards: bool = option(True, "learn from sign(reward) (scores stay raw); Nature DQN "
+                                      "does this on Atari")
+    noop_max: int = option(30, "Atari: up to this many random no-ops after reset, so games "
+                               "start differently (Nature DQN: 30)")
+    sticky_actions: float = option(0.0, "Atari: probability that the previous action repeats "
+                                        "(ALE v5 default 0.25; Nature DQN: 0)")
+
+
+@dataclass
+class PGConfig(CommonConfig):
+    """REINFORCE hyperparameters for the numpy LogisticPolicy."""
+
+    env_id: str = option("CartPole-v1", "Gymnasium environment id (2 discrete actions)")
+    episodes: int = option(1000, "training budget in episodes")
+    alpha: float = option(0.002, "gradient-ascent step size α")
+    gamma: float = option(0.99, "discount factor γ")
+    normalize_returns: bool = option(False, "standardise each episode's returns to mean 0, "
+                                            "std 1 (a baseline that lowers gradient variance)")
+
+
+ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
+
+
+def validate_config(cfg):
+    """Raise ValueError with a one-line message when a hyperparameter makes no sense."""
+    checks = [(cfg.threads >= 1, "--threads must be at least 1"),
+              (cfg.log_every > 0, "--log-every must be positive"),
+              (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
+              (0 < cfg.gamma <= 1, f"--gamma must be in (0, 1], got {cfg.gamma}")]
+    if isinstance(cfg, DQNConfig):
+        checks += [
+            (cfg.total_steps > 0, f"--total-steps must be positive, got {cfg.total_steps}"),
+            (cfg.lr > 0, f"--lr must be positive, got {cfg.lr}"),
+            (cfg.buffer_size > 0 and cfg.batch_size > 0, "--buffer-size and --batch-size "
+                                                         "must be positive"),
+            (cfg.batch_size <= cfg.buffer_size, f"--batch-size {cfg.batch_size} is larger "
+                                                f"than --buffer-size {cfg.buffer_size}"),
+            (cfg.train_every > 0 and cfg.target_update_every > 0 and cfg.learning_starts >= 0
+             and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0, "step counts must be positive"),
+            (0 <= cfg.tau <= 1, f"--tau must be in [0, 1], got {cfg.tau}"),
+            (0 <= cfg.eps_end <= cfg.eps_start <= 1, "need 0 ≤ --eps-end ≤ --eps-start ≤ 1"),
+            (0 <= cfg.sticky_actions < 1, "--sticky-actions must be in [0, 1)"),
+            (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
+            (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
+             "--hidden-sizes must be positive widths"),
+        ]
+    else:
+        checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
+                   (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}")]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 2. Seeding and device
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Reproducibility needs every random source seeded in one place: Python's `random`, numpy, torch,
+# and the environment (seeded by its first `reset(seed=...)`). On the CPU with one thread, the same
+# seed then gives the same games, score for score. GPUs may pick non-deterministic kernels.
+
+
+def seed_everything(seed):
+    """Seed python's `random`, numpy's global RNG and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name):
+    """Map 'auto' | 'cpu' | 'cuda' to a torch.device; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU "
+                         "(use --device cpu or auto)")
+    return torch.device(name)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 3. Environment
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Breakout through Gymnasium 1.x and ale-py. We use "ALE/Breakout-v5" with obs_type="ram", so an
+# observation is the console's 128 bytes of RAM (uint8), and frameskip=4, so one agent step
+# repeats the action for 4 frames. The screen flickers, which is why pixel DQN max-pools two
+# frames; RAM does not flicker, so no pooling is needed. Sticky actions (v5's default 0.25) are
+# off by default, as in the Nature paper; --sticky-actions 0.25 turns them back on.
+#
+# Gymnasium 1.x API: reset() returns (obs, info); step() returns five values
+# (obs, reward, terminated, truncated, info). `terminated` means the game really ended (no more
+# lives): the value of what follows is 0. `truncated` means a time limit cut the episode short:
+# the game could have gone on, so its value is NOT 0. Mixing the two up is the most common bug in
+# DQN ports.
+#
+# Breakout has two more traps, handled by AtariLives below:
+#   * the ball is only served after FIRE. An agent that never presses FIRE sees nothing happen for
+#     the rest of the game; we press FIRE for it at the start and after every lost life;
+#   * a game has 5 lives. For learning, losing a life is a terminal (no bootstrapping past it:
+#     that teaches "losing a life is bad" fast), but the game goes on — we do not reset.
+
+
+class AtariLives(gym.Wrapper):
+    """Starts Atari games properly and reports lost lives.
+
+    * reset(): up to `noop_max` random no-ops (varied starting states), then FIRE if the game has
+      a FIRE action (Breakout needs it to serve the ball).
+    * step(): adds ``info["life_lost"]`` (bool). After a lost life that did not end the game it
+      presses FIRE, so the next ball is served; that extra step is not counted as an agent step.
+    The reward, `terminated` and `truncated` are passed through unchanged.
+    """
+
+    def __init__(self, env, noop_max=30):
+        super().__init__(env)
+        self.noop_max = noop_max
+        meanings = env.unwrapped.get_action_meanings()
+        self.fire_action = meanings.index("FIRE") if "FIRE" in meanings else None
+        self.lives = 0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        for _ in range(self.np_random.integers(0, self.noop_max + 1)):
+            obs, _, terminated, truncated, info = self.env.step(0)  # 0 is NOOP in every game
+            if terminated or truncated:
+                obs, info = self.env.reset()
+        obs, info = self._fire(obs, info)
+        self.lives = info["lives"]
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        life_lost = info["lives"] < self.lives
+        self.lives = info["lives"]
+        if life_lost and not (terminated or truncated):
+            obs, info = self._fire(obs, info)
+        info["life_lost"] = life_lost
+        return obs, reward, terminated, truncated, info
+
+    def _fire(self, obs, info):
+        """Press FIRE once (if the game has it) and return the new (obs, info)."""
+        if self.fire_action is not None:
+            obs, _, _, _, info = self.env.step(self.fire_action)
+        return obs, info
+
+
+def is_atari(env_id):
+    """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'."""
+    spec = gym.spec(env_id)
+    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
+
+
+def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None):
+    """Build an environment; Atari games read RAM, skip 4 frames and get the AtariLives wrapper.
+
+    Raises ValueError with a one-line explanation for unknown ids, missing optional packages
+    and action spaces that are not discrete.
+    """
+    try:
+        if env_id in gym.registry and is_atari(env_id):
+            env = gym.make(env_id, obs_type="ram", frameskip=4,
+                           repeat_action_probability=sticky_actions, render_mode=render_mode)
+            env = AtariLives(env, noop_max=noop_max)
+        else:
+            env = gym.make(env_id, render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as error:
+        hint = ' (pip install "gymnasium[box2d]")' if "box2d" in str(error).lower() else ""
+        raise ValueError(f"{env_id} needs an optional package{hint}: {error}") from None
+    except gym.error.Error as error:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown environment {env_id!r}{hint}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise ValueError(f"{env_id} has a {type(env.action_space).__name__} action space; "
+                         "DQN and the policy gradient here need discrete actions")
+    return env
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 4. QNetwork
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Q(s, ·; θ): one forward pass gives the value of every action in state s. Breakout's RAM is 128
+# bytes in 0..255; the network scales them to 0..1 once, on entry (large raw inputs would saturate
+# the first layer and make Adam's steps far too big). The scale is a buffer, so it is saved inside
+# the state_dict with the weights.
+
+
+class QNetwork(nn.Module):
+    """MLP mapping a batch of observations to one Q-value per action.
+
+    Args:
+        state_size: length of the flat observation (128 for Atari RAM, 4 for CartPole).
+        action_size: number of discrete actions.
+        seed: seeds torch's global RNG so the initial weights are reproducible.
+        hidden_sizes: widths of the hidden layers.
+        obs_scale: multiplies the input on entry (1/255 for uint8 RAM, 1 for float observations).
+    """
+
+    def __init__(self, state_size, action_size, seed=0, hidden_sizes=(256, 256), obs_scale=1.0):
+        super().__init__()
+        torch.manual_seed(seed)
+        layers, width = [], state_size
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, action_size))
+        self.layers = nn.Sequential(*layers)
+        self.register_buffer("obs_scale", torch.tensor(float(obs_scale)))
+
+    def forward(self, state):
+        """state: (batch, state_size), any dtype → Q-values (batch, action_size), float32."""
+        return self.layers(state.to(torch.float32) * self.obs_scale)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 5. ReplayBuffer
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Learning from consecutive steps would feed the network strongly correlated samples; a replay
+# buffer stores past transitions and samples them uniformly. We preallocate one numpy array per
+# field and write in a circle: sampling is then one fancy-indexing call per field, where a `deque`
+# of tuples would need a Python loop over the batch and np.stack of many small arrays. RAM
+# observations stay uint8, so 1M transitions (state and next state) take 256 MB instead of 1 GB.
+
+
+class ReplayBuffer:
+    """Fixed-size circular buffer of (state, action, reward, next_state, done) transitions.
+
+    Args:
+        action_size: number of actions (kept for the template's interface).
+        buffer_size: capacity; the oldest transition is overwritten when full.
+        batch_size: transitions returned by sample().
+        seed: seeds the buffer's own sampling RNG.
+        device: where sample() puts its tensors.
+    Arrays are allocated on the first push, with the observation's own shape and dtype.
+    """
+
+    def __init__(self, action_size, buffer_size, batch_size, seed=0, device="cpu"):
+        self.action_size = action_size
+        self.capacity = buffer_size
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        self.position = 0  # where the next transition is written
+        self.size = 0      # how many slots hold a transition
+        self.states = None
+
+    def _allocate(self, state):
+        state = np.asarray(state)
+        self.states = np.zeros((self.capacity, *state.shape), dtype=state.dtype)
+        self.next_states = np.zeros_like(self.states)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+
+    def push(self, state, action, reward, next_state, done):
+        """Store one transition. `done` means "no bootstrapping past this step" (a terminal)."""
+        if self.states is None:
+            self._allocate(state)
+        i = self.position
+        self.states[i] = state
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_states[i] = next_state
+        self.dones[i] = done
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self):
+        """Uniform random batch, as tensors on `device`.
+
+        Returns (states (B, *obs) in the obs dtype, actions (B,) int64, rewards (B,) float32,
+        next_states (B, *obs), dones (B,) float32).
+        """
+        idx = self.rng.integers(0, self.size, size=self.batch_size)
+        # One host→device copy per field and batch (not per transition).
+        return tuple(torch.from_numpy(array[idx]).to(self.device) for array in
+                     (self.states, self.actions, self.rewards, self.next_states, self.dones))
+
+    def __len__(self):
+        return self.size
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 6. Agent
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# DQN in four methods. act(): ε-greedy. step(): store the transition and, every `train_every`
+# steps, learn from a random batch. learn(): move Q(s,a) toward the TD target
+#     y = r + γ·(1 − done)·Q_target(s′, a′)
+# where Q_target is a copy of the network refreshed only now and then: chasing a target that moves
+# with every gradient step is what makes naive Q-learning with neural nets diverge. The copy is
+# refreshed either by hard copies (Nature DQN) or by soft Polyak averaging (soft_update).
+
+
+class Agent:
+    """A DQN agent: online and target QNetworks, a ReplayBuffer and an Adam optimizer.
+
+    Args:
+        state_size: length of the flat observation.
+        action_size: number of discrete actions.
+        seed: seeds the networks' initial weights, the buffer and the ε-greedy RNG.
+        config: a DQNConfig (defaults if None).
+        device: torch device for the networks and sampled batches.
+        obs_scale: input scale for the QNetwork (1/255 for uint8 RAM).
+    """
+
+    def __init__(self, state_size, action_size, seed=0, config=None, device="cpu", obs_scale=1.0):
+        self.config = config or DQNConfig()
+        self.action_size = action_size
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        hidden = tuple(self.config.hidden_sizes)
+        self.qnetwork_local = QNetwork(state_size, action_size, seed, hidden, obs_scale).to(device)
+        self.qnetwork_target = QNetwork(state_size, action_size, seed, hidden, obs_scale).to(device)
+        self.hard_update(self.qnetwork_local, self.qnetwork_target)
+        # fused=True runs Adam's whole update as one kernel: ~3× faster than the default here.
+        self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=self.config.lr,
+                                          fused=True)
+        self.memory = ReplayBuffer(action_size, self.config.buffer_size, self.config.batch_size,
+                                   seed, self.device)
+        self.t_step = 0        # agent steps seen by step()
+        self.learn_steps = 0   # gradient steps taken
+        self.last_loss = float("nan")
+
+    def act(self, state, eps=0.0):
+        """ε-greedy action (int) for one observation `state` of shape (state_size,)."""
+        if self.rng.random() < eps:
+            return int(self.rng.integers(self.action_size))
+        # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
+        with torch.no_grad():
+            state_t = torch.as_tensor(state, device=self.device).unsqueeze(0)  # (1, state_size)
+            q_values = self.qnetwork_local(state_t)                             # (1, n_actions)
+        return int(q_values.argmax(dim=1).item())
+
+    def step(self, state, action, reward, next_state, done):
+        """Store a transition; learn every `train_every` steps once the buffer is warm.
+
+        `done` must be True only for a real terminal (or a lost life), never for a time limit.
+        """
+        cfg = self.config
+        self.memory.push(state, action, reward, next_state, done)
+        self.t_step += 1
+        warm = len(self.memory) >= max(cfg.learning_starts, cfg.batch_size)
+        if warm and self.t_step % cfg.train_every == 0:
+            self.last_loss = self.learn(self.memory.sample(), cfg.gamma)
+            if cfg.tau > 0:
+                self.soft_update(self.qnetwork_local, self.qnetwork_target, cfg.tau)
+        if cfg.tau == 0 and self.t_step % cfg.target_update_every == 0:
+            self.hard_update(self.qnetwork_local, self.qnetwork_target)
+
+    def learn(self, experiences, gamma):
+        """One gradient step on a batch (states, actions, rewards, next_states, dones).
+
+        Returns the Huber loss (float) before the step.
+        """
+        states, actions, rewards, next_states, dones = experiences
+        # ── the core of DQN ──────────────────────────────────────────────────────────────────
+        with torch.no_grad():
+            if self.config.double_dqn:
+                # Double DQN: a′ = argmax_a′ Q_local(s′, a′), valued by Q_target(s′, a′).
+                next_actions = self.qnetwork_local(next_states).argmax(dim=1, keepdim=True)
+                next_q = self.qnetwork_target(next_states).gather(1, next_actions).squeeze(1)
+            else:
+                # Plain DQN: max_a′ Q_target(s′, a′).
+                next_q = self.qnetwork_target(next_states).max(dim=1).values   # (batch,)
+            # y = r + γ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal.
+            td_target = rewards + gamma * (1.0 - dones) * next_q              # (batch,)
+        # Q(s, a) for the actions actually taken.
+        q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+        # Huber loss: squared for small TD errors, linear for large ones, so one surprising
+        # transition cannot produce a huge gradient (the Nature paper's "error clipping").
+        loss = F.smooth_l1_loss(q_taken, td_target)
+        # ─────────────────────────────────────────────────────────────────────────────────────
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.qnetwork_local.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.learn_steps += 1
+        return loss.item()
+
+    @staticmethod
+    def soft_update(local_model, target_model, tau):
+        """Polyak averaging of the target's parameters: θ′ ← τ·θ + (1 − τ)·θ′."""
+        with torch.no_grad():
+            for target_param, local_param in zip(target_model.parameters(),
+                                                 local_model.parameters()):
+                target_param.mul_(1.0 - tau).add_(local_param, alpha=tau)
+
+    @staticmethod
+    def hard_update(local_model, target_model):
+        """Copy the online network into the target network: θ′ ← θ."""
+        target_model.load_state_dict(local_model.state_dict())
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 7. LogisticPolicy (REINFORCE in numpy)
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# A policy gradient method improves a stochastic policy π(a|s, θ) directly. The objective is the
+# expected return J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
+#     ∇J(θ) = E[ Σ_t ∇_θ log π(a_t|s_t, θ) · G_t ],   G_t = Σ_{k≥t} γ^(k−t) r_k,
+# which REINFORCE estimates from one whole episode and climbs: θ ← θ + α·∇J.
+#
+# With two actions the policy can be a logistic regression on the features x = φ(s):
+#     π(1|x) = σ(x·θ),  π(0|x) = 1 − σ(x·θ),  σ(z) = 1 / (1 + e^−z).
+# Since dσ/dz = σ(1 − σ), the gradients of the log-probabilities are
+#     ∇θ log π(1|x) = x·(1 − σ(x·θ)),   ∇θ log π(0|x) = −x·σ(x·θ).
+
+
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^−z), written as (1 + tanh(z/2)) / 2: equal, and never overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class LogisticPolicy:
+    """Two-action stochastic policy π(1|x) = σ(x·θ), trained by REINFORCE (numpy only).
+
+    Args:
+        theta: initial parameters θ, shape (n_features,).
+        alpha: gradient-ascent step size α.
+        gamma: discount factor γ.
+        seed: seeds the RNG that samples actions.
+        normalize_returns: standardise the returns of each episode before the update.
+    """
+
+    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False):
+        self.theta = np.array(theta, dtype=np.float64)
+        self.alpha = alpha
+        self.gamma = gamma
+        self.normalize_returns = normalize_returns
+        self.rng = np.random.default_rng(seed)
+
+    def probs(self, x):
+        """Action probabilities [π(0|x), π(1|x)] for features x of shape (n_features,)."""
+        p1 = sigmoid(x @ self.theta)
+        return np.array([1.0 - p1, p1])
+
+    def act(self, x):
+        """Sample an action; returns (action: int, probability of that action: float)."""
+        probs = self.probs(x)
+        action = int(self.rng.random() < probs[1])
+        return action, float(probs[action])
+
+    def grad_log_p(self, x):
+        """(∇θ log π(0|x), ∇θ log π(1|x)), each of shape (n_features,)."""
+        p1 = sigmoid(x @ self.theta)
+        # ∇θ log π(0|x) = −x·σ(x·θ);   ∇θ log π(1|x) = x·(1 − σ(x·θ))
+        return -x * p1, x * (1.0 - p1)
+
+    def discount_rewards(self, rewards):
+        """Discounted returns G_t = r_t + γ·G_{t+1} (G after the last step is 0), shape (T,)."""
+        returns = np.zeros(len(rewards), dtype=np.float64)
+        running = 0.0
+        for t in reversed(range(len(rewards))):
+            running = rewards[t] + self.gamma * running
+            returns[t] = running
+        return returns
+
+    def update(self, rewards, obs, actions):
+        """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,).
+
+        Returns the gradient estimate that was applied, shape (n_features,).
+        """
+        returns = self.discount_rewards(rewards)
+        if self.normalize_returns and len(returns) > 1:
+            # Subtracting a baseline (the mean) and rescaling keeps the gradient's direction in
+            # expectation but lowers its variance: actions better than this episode's average
+            # are pushed up, worse ones down, instead of every action being pushed up.
+            returns = (returns - returns.mean()) / (returns.std() + 1e-8)
+        grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])  # (T, n)
+        # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · G_t
+        gradient = grad_log_pi.T @ returns
+        # ── the policy-gradient step happens here: θ ← θ + α·∇J(θ) ──
+        self.theta += self.alpha * gradient
+        return gradient
+
+
+def pg_features(obs):
+    """φ(s): the observation as float64 (uint8 RAM scaled to 0..1) with a constant 1 appended,
+    so the policy can learn a bias. Shape (obs_size + 1,)."""
+    x = np.asarray(obs, dtype=np.float64).ravel()
+    if np.asarray(obs).dtype == np.uint8:
+        x = x / 255.0
+    return np.append(x, 1.0)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 8. Training loops
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Both loops share a RunRecorder, which owns everything that is not the algorithm: the history
+# file, the progress line, the learning curve and the checkpoint. One "game" is a full episode of
+# the environment — for Breakout all 5 lives — and its score is the raw, unclipped sum of rewards.
+
+
+class RunRecorder:
+    """Writes history.csv (one row per game), prints progress lines and saves the curve.
+
+    Args:
+        out_dir: folder for the run's files (created).
+        log_every: seconds between progress lines.
+        threshold: the env's "solved" score, drawn on the curve (None if it has none).
+    """
+
+    def __init__(self, out_dir, log_every=10.0, threshold=None, title=""):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_every = log_every
+        self.threshold = threshold
+        self.title = title
+        self.scores = []
+        self.interrupted = False  # set when Ctrl-C stopped the run early
+        self.start = time.time()
+        self.last_log = self.start
+        self.last_log_step = 0
+        self.history_path = self.out_dir / "history.csv"
+        self._file = open(self.history_path, "w", newline="")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["episode", "env_step", "score", "seconds"])
+
+    def elapsed(self):
+        return time.time() - self.start
+
+    def mean100(self):
+        """Mean score of the last 100 games (nan before the first game)."""
+        return float(np.mean(self.scores[-100:])) if self.scores else float("nan")
+
+    def end_game(self, score, env_step):
+        """Record one finished game."""
+        self.scores.append(float(score))
+        self._writer.writerow([len(self.scores), env_step, score, f"{self.elapsed():.1f}"])
+        self._file.flush()
+
+    def maybe_log(self, env_step, extra="", force=False):
+        """Print a progress line if `log_every` seconds have passed (or `force`)."""
+        now = time.time()
+        if not force and now - self.last_log < self.log_every:
+            return
+        rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
+        last = f"{self.scores[-1]:.0f}" if self.scores else "-"
+        print(f"step {env_step:>9,} | games {len(self.scores):>5} | last {last:>4} | "
+              f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
+              f"{self.elapsed() / 60:5.1f} min", flush=True)
+        self.last_log, self.last_log_step = now, env_step
+
+    def close(self):
+        """Close history.csv and draw curve.png."""
+        self._file.close()
+        plot_curves([(self.scores, "")], self.out_dir / "curve.png", self.title, self.threshold)
+
+
+def linear_schedule(start, end, duration, step):
+    """Value that moves linearly from `start` to `end` over `duration` steps, then stays."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(step / duration, 1.0)
+
+
+def default_out_dir(algo, env_id, seed):
+    """runs/<algo>-<env>-seed<N>-<timestamp>, numbered if that name is taken."""
+    stem = f"{algo}-{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path("runs") / stem, 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{stem}-{n}"
+    return path
+
+
+def save_checkpoint(path, algo, cfg, env, weights):
+    """Write model.pt: plain data (config, env id, shapes) + tensors, loadable with weights_only.
+
+    Written to a temporary file first and then renamed, so a crash mid-save keeps the old file.
+    """
+    payload = {
+        "format_version": CHECKPOINT_FORMAT,
+        "algo": algo,
+        "env_id": cfg.env_id,
+        "config": dataclasses.asdict(cfg),
+        "obs_shape": list(env.observation_space.shape),
+        "n_actions": int(env.action_space.n),
+        "weights": weights,
+    }
+    tmp = Path(str(path) + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train_dqn(cfg, out_dir, device):
+    """Train a DQN Agent as `cfg` says; returns (agent, list of game scores)."""
+    env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
+    state_size = int(np.prod(env.observation_space.shape))
+    obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
+    agent = Agent(state_size, env.action_space.n, cfg.seed, cfg, device, obs_scale)
+    recorder = RunRecorder(out_dir, cfg.log_every, env.spec.reward_threshold, f"DQN {cfg.env_id}")
+    print(f"DQN on {cfg.env_id}: obs {env.observation_space.shape} "
+          f"{env.observation_space.dtype}, {env.action_space.n} actions, device {device}, "
+          f"writing to {out_dir}", flush=True)
+    env.action_space.seed(cfg.seed)
+    obs, info = env.reset(seed=cfg.seed)
+    score, step, eps = 0.0, 0, cfg.eps_start
+    deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    try:
+        for step in range(1, cfg.total_steps + 1):
+            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, step)
+            action = agent.act(obs, eps)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            score += reward
+            # Learn from sign(r) ∈ {−1, 0, 1}: one learning rate then suits every game; the
+            # score we report stays the raw one.
+            learn_reward = np.sign(reward) if cfg.clip_rewards else reward
+            # A lost life is a terminal for learning: no bootstrapping past it. A time limit
+            # (truncated) is not: the next state still has value, so it is left out here.
+            done = terminated or info.get("life_lost", False)
+            agent.step(obs, action, learn_reward, next_obs, done)
+            obs = next_obs
+            if terminated or truncated:  # the game is over (all lives) or cut: start a new one
+                recorder.end_game(score, step)
+                score = 0.0
+                obs, info = env.reset()
+            recorder.maybe_log(step, f"ε {eps:.3f} | loss {agent.last_loss:.4f} | ")
+            if time.time() > deadline:
+                print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
+                break
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving what was learned so far", flush=True)
+        recorder.interrupted = True
+    finally:
+        recorder.maybe_log(step, f"ε {eps:.3f} | ", force=True)
+        weights = {k: v.cpu() for k, v in agent.qnetwork_local.state_dict().items()}
+        save_checkpoint(recorder.out_dir / "model.pt", "dqn", cfg, env, weights)
+        recorder.close()
+        env.close()
+    return agent, recorder
+
+
+def train_pg(cfg, out_dir):
+    """Train a LogisticPolicy with REINFORCE; returns (policy, recorder)."""
+    env = make_env(cfg.env_id)
+    if env.action_space.n != 2:
+        env.close()
+        raise ValueError(f"LogisticPolicy needs exactly 2 actions; {cfg.env_id} has "
+                         f"{env.action_space.n} (use CartPole-v1, or --algo dqn)")
+    n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
+    rng = np.random.default_rng(cfg.seed)
+    policy = LogisticPolicy(rng.normal(0, 0.1, n_features), cfg.alpha, cfg.gamma, cfg.seed,
+                            cfg.normalize_returns)
+    recorder = RunRecorder(out_dir, cfg.log_every, env.spec.reward_threshold,
+                           f"REINFORCE {cfg.env_id}")
+    print(f"REINFORCE (logistic policy) on {cfg.env_id}: {n_features} features, "
+          f"writing to {out_dir}", flush=True)
+    env.action_space.seed(cfg.seed)
+    obs, info = env.reset(seed=cfg.seed)
+    env_steps = 0
+    deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    try:
+        for episode in range(1, cfg.episodes + 1):
+            features, actions, rewards = [], [], []
+            terminated = truncated = False
+            while not (terminated or truncated):
+                x = pg_features(obs)
+                action, _ = policy.act(x)
+                obs, reward, terminated, truncated, info = env.step(action)
+                features.append(x)
+                actions.append(action)
+                rewards.append(reward)
+                env_steps += 1
+            # REINFORCE needs the whole episode: the return G_t sums every reward after t.
+            # A truncated episode's unseen future rewards count as 0 — a small bias on CartPole,
+            # where truncation happens only at 500 steps, when the pole is already balanced.
+            policy.update(np.array(rewards), np.array(features), np.array(actions))
+            recorder.end_game(sum(rewards), env_steps)
+            obs, info = env.reset()
+            recorder.maybe_log(env_steps, f"episode {episode} | ")
+            if time.time() > deadline:
+                print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
+                break
+    except KeyboardInterrupt:
+        print("\ninterrupted: saving what was learned so far", flush=True)
+        recorder.interrupted = True
+    finally:
+        recorder.maybe_log(env_steps, force=True)
+        save_checkpoint(recorder.out_dir / "model.pt", "pg", cfg, env,
+                        {"theta": torch.from_numpy(policy.theta.copy())})
+        recorder.close()
+        env.close()
+    return policy, recorder
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 9. Evaluation, plots and benchmarks
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+
+
+def moving_average(values, window=100):
+    """Mean of the last `window` values at each index (shorter at the start), shape (len,)."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    return (sums[idx] - sums[start]) / (idx - start)
+
+
+def plot_curves(runs, path, title="", threshold=None):
+    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`."""
+    import matplotlib
+    matplotlib.use("Agg")  # draw to files; no window, works on servers
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for scores, label in runs:
+        games = np.arange(1, len(scores) + 1)
+        if len(runs) == 1:
+            ax.plot(games, scores, color="tab:blue", alpha=0.25, lw=0.8, label="score per game")
+        ax.plot(games, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
+    ax.set(xlabel="game", ylabel="score", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def load_checkpoint(path):
+    """Read model.pt (or a run folder holding one) safely: weights_only=True runs no code."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
+        raise ValueError(f"{path} is not a breakout_rl checkpoint")
+    if checkpoint["format_version"] != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} has checkpoint format {checkpoint['format_version']}; this "
+                         f"breakout_rl.py reads format {CHECKPOINT_FORMAT}")
+    return checkpoint
+
+
+def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
+    """Rebuild a function obs → action from a checkpoint (greedy DQN with ε, or a sampled PG)."""
+    cfg = checkpoint["config"]
+    if checkpoint["algo"] == "dqn":
+        state_size = int(np.prod(checkpoint["obs_shape"]))
+        network = QNetwork(state_size, checkpoint["n_actions"], 0, tuple(cfg["hidden_sizes"]))
+        network.load_state_dict(checkpoint["weights"])
+        network.eval()
+        agent = Agent.__new__(Agent)  # an acting-only agent: no buffer or optimizer needed
+        agent.qnetwork_local, agent.device = network, torch.device("cpu")
+        agent.rng, agent.action_size = np.random.default_rng(seed), checkpoint["n_actions"]
+        return lambda obs: agent.act(obs, eps)
+    policy = LogisticPolicy(checkpoint["weights"]["theta"].numpy(), cfg["alpha"], cfg["gamma"],
+                            seed)
+    return lambda obs: policy.act(pg_features(obs))[0]
+
+
+def evaluate(checkpoint_path, games=10, eps=0.01, seed=1000):
+    """Play `games` full games with a checkpoint on the CPU; returns the list of raw scores.
+
+    DQN plays ε-greedily with a small ε (0.01 by default, the usual Atari evaluation protocol,
+    so a policy cannot get stuck forever); FIRE is pressed by the AtariLives wrapper.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    cfg = checkpoint["config"]
+    env = make_env(checkpoint["env_id"], cfg.get("noop_max", 30), cfg.get("sticky_actions", 0.0))
+    if list(env.observation_space.shape) != list(checkpoint["obs_shape"]):
+        raise ValueError(f"checkpoint expects observations {checkpoint['obs_shape']}, "
+                         f"{checkpoint['env_id']} gives {list(env.observation_space.shape)}")
+    act = policy_from_checkpoint(checkpoint, eps, seed)
+    scores = []
+    obs, _ = env.reset(seed=seed)
+    while len(scores) < games:
+        score, terminated, truncated = 0.0, False, False
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            score += reward
+        scores.append(score)
+        obs, _ = env.reset()
+    env.close()
+    return scores
+
+
+def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
+    """Random actions through the same env stack as training: (steps per second, game scores)."""
+    env = make_env(env_id)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    scores, score = [], 0.0
+    start = time.time()
+    for _ in range(steps):
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        score += reward
+        if terminated or truncated:
+            scores.append(score)
+            score = 0.0
+            env.reset()
+    rate = steps / (time.time() - start)
+    env.close()
+    return rate, scores
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 10. Command line
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# The flags are generated from the two config dataclasses. A flag that only one algorithm has is
+# refused for the other, and each flag's --help shows its default (per algorithm where they differ).
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr and exits with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def config_flags():
+    """{field name: [the config classes that have it]} over both algorithms, in field order."""
+    flags = {}
+    for config_class in ALGOS.values():
+        for f in dataclasses.fields(config_class):
+            flags.setdefault(f.name, []).append(config_class)
+    return flags
+
+
+def build_parser():
+    parser = OneLineErrorParser(
+        prog="breakout_rl.py",
+        description="Train DQN or REINFORCE from Breakout's RAM (or any discrete Gymnasium env).",
+        epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 20000 | "
+               "--eval runs/RUN/model.pt")
+    parser.add_argument("--algo", choices=list(ALGOS), default="dqn",
+                        help="dqn: deep Q-network; pg: REINFORCE with a logistic policy "
+                             "(default: dqn)")
+    for name, classes in config_flags().items():
+        f = {x.name: x for x in dataclasses.fields(classes[0])}[name]
+        defaults = {algo: getattr(cls(), name) for algo, cls in ALGOS.items() if cls in classes}
+        if len(set(map(str, defaults.values()))) == 1:
+            shown = next(iter(defaults.values()))
+            default_text = f"default: {shown}" if len(defaults) == 2 else \
+                f"{next(iter(defaults))} only, default: {shown}"
+        else:
+            default_text = "default: " + ", ".join(f"{a} {v}" for a, v in defaults.items())
+        kwargs = {"default": None, "help": f"{f.metadata['help']} ({default_text})"}
+        if isinstance(f.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(f.default, tuple):
+            kwargs.update(type=int, nargs="+", metavar="N")
+        else:
+            kwargs["type"] = type(f.default)
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        flag = "--env" if name == "env_id" else "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, **kwargs)
+    tools = parser.add_argument_group("evaluation and tools")
+    tools.add_argument("--eval", metavar="CHECKPOINT",
+                       help="play games with a saved model.pt (or run folder) instead of training")
+    tools.add_argument("--games", type=int, default=10, help="games to play with --eval "
+                                                             "(default: 10)")
+    tools.add_argument("--eval-eps", type=float, default=0.01,
+                       help="ε while evaluating a DQN checkpoint (default: 0.01)")
+    tools.add_argument("--benchmark-env", action="store_true",
+                       help="measure the env's raw steps/s and a random policy's score")
+    return parser
+
+
+def config_from_args(args):
+    """Build the chosen algorithm's config from parsed args; refuse flags of the other algo."""
+    config_class = ALGOS[args.algo]
+    own = {f.name for f in dataclasses.fields(config_class)}
+    values = {}
+    for name, value in vars(args).items():
+        if value is None or name not in config_flags():
+            continue
+        if name not in own:
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo {args.algo}")
+        values[name] = tuple(value) if isinstance(value, list) else value
+    cfg = config_class(**values)
+    validate_config(cfg)
+    return cfg
+
+
+def run(args):
+    """Carry out what the parsed command line asks for; returns the exit status."""
+    if args.eval:
+        scores = evaluate(args.eval, args.games, args.eval_eps)
+        print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
+              f"min {min(scores):g}, max {max(scores):g}")
+        return 0
+    if args.benchmark_env:
+        env_id = args.env_id or DQNConfig.env_id
+        rate, scores = benchmark_env(env_id)
+        mean = f"{np.mean(scores):.2f} over {len(scores)} games" if scores else "no full game"
+        print(f"{env_id}: {rate:,.0f} env steps/s with random actions; random policy "
+              f"scores {mean}")
+        return 0
+    cfg = config_from_args(args)
+    device = pick_device(cfg.device)
+    torch.set_num_threads(cfg.threads)
+    # Adam's running averages of squared gradients drift into "denormal" floats (below ~1e-38),
+    # which CPUs process many times slower; flushing them to zero makes each update ~2.5× faster
+    # here and changes nothing that matters numerically.
+    torch.set_flush_denormal(True)
+    out_dir = Path(cfg.out) if cfg.out else default_out_dir(args.algo, cfg.env_id, cfg.seed)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
+    if (out_dir / "model.pt").exists() or (out_dir / "history.csv").exists():
+        raise ValueError(f"--out {out_dir} already holds a run; choose another folder")
+    seed_everything(cfg.seed)
+    if args.algo == "dqn":
+        _, recorder = train_dqn(cfg, out_dir, device)
+    else:
+        _, recorder = train_pg(cfg, out_dir)
+    print(f"{len(recorder.scores)} games, final 100-game mean {recorder.mean100():.2f}; "
+          f"saved model.pt, history.csv and curve.png in {out_dir}")
+    return 130 if recorder.interrupted else 0
+
+
+def main(argv=None):
+    """Entry point; `argv` lets tests call main([...]). Returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
