@@ -134,9 +134,9 @@ class PGConfig(CommonConfig):
 
     env_id: str = option("CartPole-v1", "Gymnasium environment id (2 discrete actions)")
     episodes: int = option(1000, "training budget in episodes")
-    alpha: float = option(0.002, "gradient-ascent step size α")
+    alpha: float = option(0.01, "gradient-ascent step size α")
     gamma: float = option(0.99, "discount factor γ")
-    normalize_returns: bool = option(False, "standardise each episode's returns to mean 0, "
+    normalize_returns: bool = option(True, "standardise each episode's returns to mean 0, "
                                             "std 1 (a baseline that lowers gradient variance)")
 
 
@@ -265,7 +265,9 @@ class AtariLives(gym.Wrapper):
 
 
 def is_atari(env_id):
-    """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'."""
+    """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'.
+
+    Raises gymnasium's NameNotFound/VersionNotFound for ids that are not registered."""
     spec = gym.spec(env_id)
     return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
 
@@ -277,7 +279,7 @@ def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None):
     and action spaces that are not discrete.
     """
     try:
-        if env_id in gym.registry and is_atari(env_id):
+        if is_atari(env_id):
             env = gym.make(env_id, obs_type="ram", frameskip=4,
                            repeat_action_probability=sticky_actions, render_mode=render_mode)
             env = AtariLives(env, noop_max=noop_max)
@@ -704,9 +706,20 @@ def save_checkpoint(path, algo, cfg, env, weights):
     os.replace(tmp, path)
 
 
+def check_buffer_fits(buffer_size, observation_space):
+    """Raise ValueError if a replay buffer of observations would not fit in this machine's RAM."""
+    needed = 2 * buffer_size * observation_space.dtype.itemsize * np.prod(observation_space.shape)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * total:
+        raise ValueError(f"--buffer-size {buffer_size:,} needs {needed / 2**30:.1f} GiB for "
+                         f"{observation_space.shape} observations; this machine has "
+                         f"{total / 2**30:.1f} GiB (lower --buffer-size)")
+
+
 def train_dqn(cfg, out_dir, device):
-    """Train a DQN Agent as `cfg` says; returns (agent, list of game scores)."""
+    """Train a DQN Agent as `cfg` says; returns (agent, recorder)."""
     env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
+    check_buffer_fits(cfg.buffer_size, env.observation_space)
     state_size = int(np.prod(env.observation_space.shape))
     obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
     agent = Agent(state_size, env.action_space.n, cfg.seed, cfg, device, obs_scale)

@@ -1,0 +1,434 @@
+"""Tests for breakout_rl.py, one group per section of the file. Run: python -m pytest -q"""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import breakout_rl as rl
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def tiny_dqn_args(out, *extra):
+    """A DQN command line small enough for a test: learns from step 200 on, 1 500 steps."""
+    return ["--algo", "dqn", "--total-steps", "1500", "--learning-starts", "200",
+            "--buffer-size", "5000", "--eps-decay-steps", "500", "--out", str(out), *extra]
+
+
+# ── 1. Configuration ─────────────────────────────────────────────────────────────────────────
+
+
+def test_every_config_field_is_a_flag_with_help_and_default(capsys):
+    with pytest.raises(SystemExit):
+        rl.main(["--help"])
+    help_text = capsys.readouterr().out
+    for config_class in rl.ALGOS.values():
+        for field in rl.dataclasses.fields(config_class):
+            flag = "--env" if field.name == "env_id" else "--" + field.name.replace("_", "-")
+            assert flag in help_text
+    assert "default: dqn ALE/Breakout-v5, pg CartPole-v1" in " ".join(help_text.split())
+
+
+def test_config_from_args_uses_the_dataclass_defaults():
+    args = rl.build_parser().parse_args(["--algo", "pg", "--seed", "3"])
+    cfg = rl.config_from_args(args)
+    assert isinstance(cfg, rl.PGConfig)
+    assert cfg.seed == 3 and cfg.env_id == "CartPole-v1" and cfg.alpha == rl.PGConfig().alpha
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"total_steps": 0}, "--total-steps"),
+    ({"lr": 0.0}, "--lr"),
+    ({"gamma": 1.5}, "--gamma"),
+    ({"gamma": 0.0}, "--gamma"),
+    ({"eps_start": 0.1, "eps_end": 0.5}, "--eps-end"),
+    ({"eps_start": 1.5}, "--eps-start"),
+    ({"batch_size": 64, "buffer_size": 32}, "--batch-size"),
+    ({"tau": 2.0}, "--tau"),
+])
+def test_nonsense_dqn_hyperparameters_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        rl.validate_config(rl.DQNConfig(**change))
+
+
+@pytest.mark.parametrize("change", [{"episodes": 0}, {"alpha": -1.0}, {"gamma": -0.1}])
+def test_nonsense_pg_hyperparameters_are_refused(change):
+    with pytest.raises(ValueError):
+        rl.validate_config(rl.PGConfig(**change))
+
+
+def test_linear_schedule():
+    assert rl.linear_schedule(1.0, 0.1, 100, 0) == 1.0
+    assert rl.linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
+    assert rl.linear_schedule(1.0, 0.1, 100, 1000) == pytest.approx(0.1)
+
+
+# ── 2. Seeding and device ────────────────────────────────────────────────────────────────────
+
+
+def test_pick_device():
+    assert rl.pick_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert rl.pick_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA"):
+        rl.pick_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_agent_learns_on_cuda():
+    agent = rl.Agent(8, 3, seed=0, config=rl.DQNConfig(batch_size=4), device="cuda")
+    batch = (torch.rand(4, 8, device="cuda"), torch.tensor([0, 1, 2, 0], device="cuda"),
+             torch.ones(4, device="cuda"), torch.rand(4, 8, device="cuda"),
+             torch.ones(4, device="cuda"))
+    assert math.isfinite(agent.learn(batch, 0.99))
+    assert agent.act(np.zeros(8, dtype=np.float32)) in range(3)
+
+
+# ── 3. Environment ───────────────────────────────────────────────────────────────────────────
+
+
+def test_breakout_ram_observation_and_actions():
+    env = rl.make_env("ALE/Breakout-v5")
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (128,) and obs.dtype == np.uint8
+    assert env.action_space.n == 4
+    assert env.unwrapped.get_action_meanings()[1] == "FIRE"
+    env.close()
+
+
+def test_fire_serves_the_ball_and_lost_lives_do_not_end_the_game():
+    # An agent that only ever plays NOOP: without the automatic FIRE the ball would never be
+    # served and no life could be lost. With it, the ball is missed five times, the first four
+    # are "life_lost" without termination, the fifth terminates the game.
+    env = rl.make_env("ALE/Breakout-v5", noop_max=0)
+    env.reset(seed=0)
+    lives_lost, terminated, truncated, steps = 0, False, False, 0
+    while not (terminated or truncated) and steps < 5000:
+        _, _, terminated, truncated, info = env.step(0)
+        lives_lost += info["life_lost"]
+        assert not (info["life_lost"] and lives_lost < 5 and terminated)
+        steps += 1
+    env.close()
+    assert terminated and not truncated
+    assert lives_lost == 5
+
+
+def test_unknown_env_suggests_close_matches():
+    with pytest.raises(ValueError, match="did you mean.*CartPole-v1"):
+        rl.make_env("CartPole-v9")
+
+
+def test_continuous_action_space_is_refused():
+    with pytest.raises(ValueError, match="discrete"):
+        rl.make_env("Pendulum-v1")
+
+
+# ── 4. QNetwork ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_qnetwork_shapes_and_dtypes():
+    net = rl.QNetwork(128, 4, seed=0, obs_scale=1 / 255)
+    q_values = net(torch.randint(0, 256, (5, 128), dtype=torch.uint8))
+    assert q_values.shape == (5, 4) and q_values.dtype == torch.float32
+
+
+def test_qnetwork_scales_uint8_input_once():
+    raw = torch.randint(0, 256, (3, 128), dtype=torch.uint8)
+    scaled_inside = rl.QNetwork(128, 4, seed=1, obs_scale=1 / 255)(raw)
+    scaled_outside = rl.QNetwork(128, 4, seed=1)(raw.float() / 255)
+    torch.testing.assert_close(scaled_inside, scaled_outside)
+
+
+def test_qnetwork_same_seed_same_weights():
+    a, b = rl.QNetwork(4, 2, seed=7), rl.QNetwork(4, 2, seed=7)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+# ── 5. ReplayBuffer ──────────────────────────────────────────────────────────────────────────
+
+
+def test_buffer_keeps_the_observation_dtype_and_pairs_fields():
+    buffer = rl.ReplayBuffer(4, buffer_size=10, batch_size=64, seed=0)
+    for i in range(10):
+        state = np.full(128, i, dtype=np.uint8)
+        buffer.push(state, i % 4, float(i), state + 1, i % 2 == 0)
+    states, actions, rewards, next_states, dones = buffer.sample()
+    assert states.dtype == torch.uint8 and states.shape == (64, 128)
+    assert actions.dtype == torch.int64 and rewards.dtype == torch.float32
+    assert dones.dtype == torch.float32
+    i = states[:, 0].long()
+    # Every field of a sampled row belongs to the same transition.
+    assert torch.equal(actions, i % 4)
+    assert torch.equal(rewards, i.float())
+    assert torch.equal(next_states[:, 0].long(), i + 1)
+    assert torch.equal(dones, (i % 2 == 0).float())
+
+
+def test_buffer_wraps_around_overwriting_the_oldest():
+    buffer = rl.ReplayBuffer(2, buffer_size=5, batch_size=200, seed=0)
+    for i in range(8):
+        buffer.push(np.array([i], dtype=np.float32), 0, 0.0, np.array([i + 1.0]), False)
+    assert len(buffer) == 5
+    sampled = set(buffer.sample()[0][:, 0].tolist())
+    assert sampled == {3.0, 4.0, 5.0, 6.0, 7.0}   # 0, 1, 2 were overwritten
+
+
+def test_buffer_same_seed_same_batches():
+    def batch(seed):
+        buffer = rl.ReplayBuffer(2, 100, 8, seed)
+        for i in range(100):
+            buffer.push(np.array([i]), 0, 0.0, np.array([i]), False)
+        return buffer.sample()[0]
+    assert torch.equal(batch(3), batch(3))
+    assert not torch.equal(batch(3), batch(4))
+
+
+# ── 6. Agent ─────────────────────────────────────────────────────────────────────────────────
+
+
+def small_agent(**config):
+    cfg = rl.DQNConfig(batch_size=8, buffer_size=100, learning_starts=10, hidden_sizes=(16,),
+                       **config)
+    return rl.Agent(4, 3, seed=0, config=cfg)
+
+
+def test_act_is_greedy_at_eps_zero():
+    agent = small_agent()
+    for state in np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32):
+        q_values = agent.qnetwork_local(torch.from_numpy(state).unsqueeze(0))
+        assert agent.act(state, eps=0.0) == int(q_values.argmax())
+
+
+def test_act_explores_uniformly_at_eps_one():
+    agent = small_agent()
+    actions = [agent.act(np.zeros(4, dtype=np.float32), eps=1.0) for _ in range(3000)]
+    counts = np.bincount(actions, minlength=3)
+    assert counts.min() > 900
+
+
+def test_soft_update_follows_its_formula():
+    agent = small_agent()
+    with torch.no_grad():
+        for p in agent.qnetwork_target.parameters():
+            p.add_(1.0)
+    local = [p.clone() for p in agent.qnetwork_local.parameters()]
+    target = [p.clone() for p in agent.qnetwork_target.parameters()]
+    agent.soft_update(agent.qnetwork_local, agent.qnetwork_target, tau=0.3)
+    for new, theta, theta_target in zip(agent.qnetwork_target.parameters(), local, target):
+        torch.testing.assert_close(new, 0.3 * theta + 0.7 * theta_target)
+
+
+def test_target_is_copied_every_target_update_every_steps():
+    agent = small_agent(target_update_every=25, train_every=1)
+    state = np.zeros(4, dtype=np.float32)
+    for _ in range(24):
+        agent.step(state, 0, 1.0, state, True)
+    assert agent.learn_steps > 0   # the online net has moved away from the target...
+    before = [p.clone() for p in agent.qnetwork_target.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(before, agent.qnetwork_local.parameters()))
+    agent.step(state, 0, 1.0, state, True)   # ...until step 25 copies it
+    for a, b in zip(agent.qnetwork_target.parameters(), agent.qnetwork_local.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_step_learns_only_when_warm_and_every_train_every():
+    agent = small_agent(train_every=4)
+    state = np.zeros(4, dtype=np.float32)
+    for _ in range(9):
+        agent.step(state, 0, 0.0, state, False)
+    assert agent.learn_steps == 0                # 9 < learning_starts = 10
+    for _ in range(11):                          # steps 10..20: learns at 12, 16, 20
+        agent.step(state, 0, 0.0, state, False)
+    assert agent.learn_steps == 3
+
+
+@pytest.mark.parametrize("double_dqn", [True, False])
+def test_learn_drives_q_to_reward_on_terminal_transitions(double_dqn):
+    # done = 1 ⇒ y = r: no bootstrapping, so Q(s, a) must converge to r exactly.
+    agent = small_agent(lr=3e-3, double_dqn=double_dqn)
+    gen = torch.Generator().manual_seed(0)
+    states = torch.randn(8, 4, generator=gen)
+    actions = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    rewards = torch.linspace(-1, 1, 8)
+    batch = (states, actions, rewards, torch.randn(8, 4, generator=gen), torch.ones(8))
+    first_loss = agent.learn(batch, 0.99)
+    for _ in range(1500):
+        loss = agent.learn(batch, 0.99)
+    q_taken = agent.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+    assert loss < first_loss / 100
+    torch.testing.assert_close(q_taken, rewards, atol=0.02, rtol=0)
+
+
+def test_td_target_bootstraps_from_the_target_network_when_not_done():
+    agent = small_agent(double_dqn=False)
+    states = torch.zeros(2, 4)
+    next_states = torch.randn(2, 4)
+    batch = (states, torch.tensor([0, 1]), torch.tensor([1.0, 1.0]), next_states,
+             torch.tensor([0.0, 1.0]))
+    expected = 1.0 + 0.9 * agent.qnetwork_target(next_states[:1]).max().item()
+    # With lr = 0 nothing moves, so the loss compares Q(s, a) with the target alone.
+    for group in agent.optimizer.param_groups:
+        group["lr"] = 0.0
+    q_taken = agent.qnetwork_local(states).gather(1, batch[1].unsqueeze(1)).squeeze(1)
+    targets = torch.tensor([expected, 1.0])
+    assert agent.learn(batch, 0.9) == pytest.approx(
+        torch.nn.functional.smooth_l1_loss(q_taken, targets).item(), rel=1e-5)
+
+
+# ── 7. LogisticPolicy ────────────────────────────────────────────────────────────────────────
+
+
+def test_probs_sum_to_one_and_stay_finite_for_large_logits():
+    policy = rl.LogisticPolicy(np.array([1.0, -2.0]), 0.1, 0.99)
+    for x in (np.array([0.3, 0.1]), np.array([1e4, -1e4]), np.array([-1e4, 1e4])):
+        probs = policy.probs(x)
+        assert np.all(np.isfinite(probs)) and probs.sum() == pytest.approx(1.0)
+        assert np.all((probs >= 0) & (probs <= 1))
+
+
+def test_grad_log_p_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    theta, x = rng.normal(size=5), rng.normal(size=5)
+    policy = rl.LogisticPolicy(theta, 0.1, 0.99)
+    analytic = policy.grad_log_p(x)
+    h = 1e-6
+    for action in (0, 1):
+        numeric = np.zeros(5)
+        for i in range(5):
+            step = np.zeros(5)
+            step[i] = h
+            plus = rl.LogisticPolicy(theta + step, 0.1, 0.99).probs(x)[action]
+            minus = rl.LogisticPolicy(theta - step, 0.1, 0.99).probs(x)[action]
+            numeric[i] = (np.log(plus) - np.log(minus)) / (2 * h)
+        np.testing.assert_allclose(analytic[action], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_discount_rewards_worked_example():
+    policy = rl.LogisticPolicy(np.zeros(2), 0.1, gamma=0.5)
+    # G_2 = 4;  G_1 = 2 + 0.5·4 = 4;  G_0 = 1 + 0.5·4 = 3
+    np.testing.assert_allclose(policy.discount_rewards([1.0, 2.0, 4.0]), [3.0, 4.0, 4.0])
+
+
+def test_update_climbs_the_reinforce_gradient():
+    policy = rl.LogisticPolicy(np.zeros(2), alpha=0.5, gamma=1.0)
+    obs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # Action 1 in the first state earned 1 (G_0 = 1); action 0 in the second earned 0.
+    gradient = policy.update(np.array([1.0, 0.0]), obs, np.array([1, 0]))
+    # ∇ = ∇log π(1|x0)·G_0 + ∇log π(0|x1)·G_1 = [1·(1 − 0.5), 0]·1 + 0
+    np.testing.assert_allclose(gradient, [0.5, 0.0])
+    np.testing.assert_allclose(policy.theta, [0.25, 0.0])
+    assert policy.probs(obs[0])[1] > 0.5   # the rewarded action became more likely
+
+
+def test_act_samples_with_the_policy_probabilities():
+    policy = rl.LogisticPolicy(np.array([1.0]), 0.1, 0.99, seed=0)
+    actions = [policy.act(np.array([1.0]))[0] for _ in range(4000)]
+    assert np.mean(actions) == pytest.approx(rl.sigmoid(1.0), abs=0.03)
+
+
+# ── 8. Training loops, end to end ────────────────────────────────────────────────────────────
+
+
+def test_main_dqn_end_to_end_writes_model_history_and_curve(tmp_path):
+    out = tmp_path / "dqn"
+    assert rl.main(tiny_dqn_args(out)) == 0
+    rows = read_history(out)
+    assert rows and list(rows[0]) == ["episode", "env_step", "score", "seconds"]
+    assert all(float(r["score"]) >= 0 for r in rows)
+    assert (out / "curve.png").stat().st_size > 1000
+    checkpoint = rl.load_checkpoint(out)
+    assert checkpoint["env_id"] == "ALE/Breakout-v5" and checkpoint["obs_shape"] == [128]
+    assert checkpoint["config"]["total_steps"] == 1500
+
+
+def test_main_pg_end_to_end(tmp_path):
+    out = tmp_path / "pg"
+    assert rl.main(["--algo", "pg", "--episodes", "5", "--out", str(out)]) == 0
+    assert len(read_history(out)) == 5
+    assert rl.load_checkpoint(out)["weights"]["theta"].shape == (5,)   # 4 features + bias
+
+
+def test_same_seed_gives_identical_scores(tmp_path):
+    for algo_args in (tiny_dqn_args, lambda out: ["--algo", "pg", "--episodes", "20",
+                                                  "--out", str(out)]):
+        runs = []
+        for name in ("a", "b"):
+            assert rl.main([*algo_args(tmp_path / name), "--seed", "5"]) == 0
+            runs.append([r["score"] for r in read_history(tmp_path / name)])
+            (tmp_path / name / "history.csv").rename(tmp_path / f"{name}.csv")
+            (tmp_path / name / "model.pt").unlink()
+        assert runs[0] == runs[1] and len(runs[0]) > 3
+
+
+def test_pg_learns_cartpole(tmp_path):
+    # Fixed seed, small budget: a random policy survives ~22 steps on CartPole.
+    assert rl.main(["--algo", "pg", "--episodes", "300", "--seed", "0",
+                    "--out", str(tmp_path)]) == 0
+    scores = [float(r["score"]) for r in read_history(tmp_path)]
+    assert np.mean(scores[-50:]) > 45   # measured: 68 with seed 0 (46–88 over seeds 0–4)
+
+
+def test_evaluate_a_checkpoint(tmp_path, capsys):
+    rl.main(tiny_dqn_args(tmp_path))
+    scores = rl.evaluate(tmp_path / "model.pt", games=2)
+    assert len(scores) == 2 and all(s >= 0 for s in scores)
+    assert rl.main(["--eval", str(tmp_path), "--games", "1"]) == 0
+    assert "1 games: mean" in capsys.readouterr().out
+
+
+def test_moving_average():
+    np.testing.assert_allclose(rl.moving_average([1, 2, 3, 4], window=2), [1, 1.5, 2.5, 3.5])
+
+
+# ── 10. Command line: bad input gets a one-line error and exit status 2 ──────────────────────
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algo", "dqn", "--env", "Breakout-v9"], "did you mean"),
+    (["--algo", "dqn", "--env", "CartPole-v1", "--buffer-size", "10000000000"], "GiB"),
+    (["--algo", "dqn", "--total-steps", "-5"], "--total-steps"),
+    (["--algo", "dqn", "--lr", "0"], "--lr"),
+    (["--algo", "dqn", "--episodes", "3"], "does not apply to --algo dqn"),
+    (["--algo", "pg", "--env", "ALE/Breakout-v5", "--episodes", "1"], "2 actions"),
+    (["--eval", "no/such/run"], "no checkpoint"),
+])
+def test_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
+    assert rl.main([*argv, "--out", str(tmp_path / "out")] if "--eval" not in argv
+                   else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["--algo", "sarsa"], ["--seed", "1.5"]])
+def test_argparse_errors_are_one_line_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        rl.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_out_holding_a_run_is_not_overwritten(tmp_path, capsys):
+    args = ["--algo", "pg", "--episodes", "2", "--out", str(tmp_path)]
+    assert rl.main(args) == 0
+    before = (tmp_path / "history.csv").read_bytes()
+    assert rl.main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "history.csv").read_bytes() == before
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        rl.load_checkpoint(path)
