@@ -41,13 +41,16 @@ References
 """
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import difflib
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +66,7 @@ import torch.nn.functional as F
 gym.register_envs(ale_py)
 
 CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
+DEFAULT_EVAL_EPS = 0.01  # ε when evaluating DQN: the usual Atari protocol (Mnih et al. 2015: 0.05)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -92,6 +96,8 @@ class CommonConfig:
     log_every: float = option(10.0, "seconds between progress lines")
     max_minutes: float = option(0.0, "stop training after this many minutes of wall time "
                                      "(0 = no limit; the step/episode budget still applies)")
+    save_every: int = option(50, "save model.pt every this many games (0 = only at the end)")
+    gif_at_end: bool = option(True, "after training, play one game and write it to agent.gif")
 
 
 @dataclass
@@ -146,6 +152,7 @@ ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
 def validate_config(cfg):
     """Raise ValueError with a one-line message when a hyperparameter makes no sense."""
     checks = [(cfg.threads >= 1, "--threads must be at least 1"),
+              (cfg.save_every >= 0, "--save-every must be 0 (only at the end) or positive"),
               (cfg.log_every > 0, "--log-every must be positive"),
               (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
               (0 < cfg.gamma <= 1, f"--gamma must be in (0, 1], got {cfg.gamma}")]
@@ -465,6 +472,9 @@ class Agent:
         warm = len(self.memory) >= max(cfg.learning_starts, cfg.batch_size)
         if warm and self.t_step % cfg.train_every == 0:
             self.last_loss = self.learn(self.memory.sample(), cfg.gamma)
+            if not math.isfinite(self.last_loss):  # diverged: stop before the weights are saved
+                raise FloatingPointError(f"the loss became {self.last_loss} at step "
+                                         f"{self.t_step} (try a lower --lr)")
             if cfg.tau > 0:
                 self.soft_update(self.qnetwork_local, self.qnetwork_target, cfg.tau)
         if cfg.tau == 0 and self.t_step % cfg.target_update_every == 0:
@@ -500,6 +510,23 @@ class Agent:
         self.optimizer.step()
         self.learn_steps += 1
         return loss.item()
+
+    def state_dict(self):
+        """Everything a resumed run needs, as CPU tensors and plain numbers:
+        {"weights": online net, "train_state": {target net, optimizer, counters}}."""
+        def on_cpu(state):
+            return {k: v.cpu() for k, v in state.items()}
+        return {"weights": on_cpu(self.qnetwork_local.state_dict()),
+                "train_state": {"target": on_cpu(self.qnetwork_target.state_dict()),
+                                "optimizer": self.optimizer.state_dict(),
+                                "t_step": self.t_step, "learn_steps": self.learn_steps}}
+
+    def load_state_dict(self, weights, train_state):
+        """Restore what state_dict() returned (the replay buffer is not part of it)."""
+        self.qnetwork_local.load_state_dict(weights)
+        self.qnetwork_target.load_state_dict(train_state["target"])
+        self.optimizer.load_state_dict(train_state["optimizer"])
+        self.t_step, self.learn_steps = train_state["t_step"], train_state["learn_steps"]
 
     @staticmethod
     def soft_update(local_model, target_model, tau):
@@ -596,6 +623,10 @@ class LogisticPolicy:
         self.theta += self.alpha * gradient
         return gradient
 
+    def state_dict(self):
+        """{"weights": {"theta": tensor}, "train_state": {}} for a checkpoint."""
+        return {"weights": {"theta": torch.from_numpy(self.theta.copy())}, "train_state": {}}
+
 
 def pg_features(obs):
     """φ(s): the observation as float64 (uint8 RAM scaled to 0..1) with a constant 1 appended,
@@ -609,35 +640,95 @@ def pg_features(obs):
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 8. Training loops
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# Both loops share a RunRecorder, which owns everything that is not the algorithm: the history
-# file, the progress line, the learning curve and the checkpoint. One "game" is a full episode of
-# the environment — for Breakout all 5 lives — and its score is the raw, unclipped sum of rewards.
+# The two loops below look alike on purpose, so the algorithmic difference stands out: DQN learns
+# after every few steps from replayed transitions; REINFORCE learns once per episode from that
+# episode alone. Everything that is not the algorithm — history.csv, the progress line, the
+# curve, checkpoints, the GIF — belongs to a RunRecorder. One "game" is a full episode of the
+# environment (for Breakout all 5 lives) and its score is the raw, unclipped sum of rewards.
+#
+# Nothing is lost when training stops early: Ctrl-C (SIGINT) and SIGTERM raise StopTraining,
+# and the loop's `finally` saves the checkpoint, history and curve before the exit (130 / 143).
+
+
+class StopTraining(BaseException):
+    """Raised by the SIGINT/SIGTERM handler; `exit_code` is 128 + the signal number.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an env that raised); the message says why."""
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """While active, SIGINT and SIGTERM raise StopTraining in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum, frame):
+        raise StopTraining(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
+
+
+def env_step(env, action):
+    """env.step(action), with an exception from inside the env turned into a TrainingError."""
+    try:
+        return env.step(action)
+    except Exception as error:
+        raise TrainingError(f"{env.spec.id} raised {type(error).__name__} in step(): "
+                            f"{error}") from error
 
 
 class RunRecorder:
-    """Writes history.csv (one row per game), prints progress lines and saves the curve.
+    """Owns a run's files: history.csv (one row per game), model.pt and curve.png.
 
     Args:
-        out_dir: folder for the run's files (created).
-        log_every: seconds between progress lines.
-        threshold: the env's "solved" score, drawn on the curve (None if it has none).
+        out_dir: the run's folder (created).
+        algo: "dqn" or "pg", stored in the checkpoint.
+        cfg: the run's config dataclass, stored in the checkpoint as plain data.
+        env: the training env (its id, shapes and solved threshold are recorded).
+        snapshot: function returning {"weights": ..., "train_state": ...} to checkpoint.
+        resume_from: a loaded checkpoint to continue from (history.csv is appended), or None.
     """
 
-    def __init__(self, out_dir, log_every=10.0, threshold=None, title=""):
+    def __init__(self, out_dir, algo, cfg, env, snapshot, resume_from=None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.log_every = log_every
-        self.threshold = threshold
-        self.title = title
-        self.scores = []
-        self.interrupted = False  # set when Ctrl-C stopped the run early
-        self.start = time.time()
-        self.last_log = self.start
-        self.last_log_step = 0
+        self.algo, self.cfg, self.snapshot = algo, cfg, snapshot
+        self.meta = {"env_id": env.spec.id, "obs_shape": list(env.observation_space.shape),
+                     "n_actions": int(env.action_space.n)}
+        self.threshold = env.spec.reward_threshold
+        self.exit_code = 0               # 130/143 after a signal
+        self.keep_last_checkpoint = False  # True after a failure that made the weights unusable
         self.history_path = self.out_dir / "history.csv"
-        self._file = open(self.history_path, "w", newline="")
+        self.scores, previous_seconds = [], 0.0
+        if resume_from is not None:
+            rows = read_history(self.history_path)
+            self.scores = [float(row["score"]) for row in rows]
+            previous_seconds = float(rows[-1]["seconds"]) if rows else 0.0
+        self.start = time.time() - previous_seconds  # `seconds` continues across a resume
+        self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
+        self.last_log, self.last_log_step = time.time(), self.env_step
+        self._file = open(self.history_path, "a" if resume_from else "w", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["episode", "env_step", "score", "seconds"])
+        if resume_from is None:
+            self._writer.writerow(["episode", "env_step", "score", "seconds"])
+
+    @property
+    def games(self):
+        return len(self.scores)
 
     def elapsed(self):
         return time.time() - self.start
@@ -647,27 +738,56 @@ class RunRecorder:
         return float(np.mean(self.scores[-100:])) if self.scores else float("nan")
 
     def end_game(self, score, env_step):
-        """Record one finished game."""
+        """Record one finished game; every `save_every` games, also save a checkpoint."""
         self.scores.append(float(score))
-        self._writer.writerow([len(self.scores), env_step, score, f"{self.elapsed():.1f}"])
+        self.env_step = env_step
+        self._writer.writerow([self.games, env_step, score, f"{self.elapsed():.1f}"])
         self._file.flush()
+        if self.cfg.save_every and self.games % self.cfg.save_every == 0:
+            self.save_checkpoint()
 
     def maybe_log(self, env_step, extra="", force=False):
         """Print a progress line if `log_every` seconds have passed (or `force`)."""
         now = time.time()
-        if not force and now - self.last_log < self.log_every:
+        if not force and now - self.last_log < self.cfg.log_every:
             return
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
-        print(f"step {env_step:>9,} | games {len(self.scores):>5} | last {last:>4} | "
+        print(f"step {env_step:>9,} | games {self.games:>5} | last {last:>4} | "
               f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min", flush=True)
         self.last_log, self.last_log_step = now, env_step
 
-    def close(self):
-        """Close history.csv and draw curve.png."""
+    def save_checkpoint(self):
+        """Write model.pt atomically: to a temporary file first, then rename it over the old one,
+        so a crash or a full disk during the save leaves the previous checkpoint whole.
+
+        The file holds plain data (config, env id, shapes, counters) and tensors only, so it
+        loads with torch.load(weights_only=True), which runs no code from the file.
+        """
+        payload = {"format_version": CHECKPOINT_FORMAT, "algo": self.algo, **self.meta,
+                   "config": dataclasses.asdict(self.cfg),
+                   "progress": {"env_step": self.env_step, "games": self.games},
+                   **self.snapshot()}
+        path = self.out_dir / "model.pt"
+        tmp = path.with_name("model.pt.tmp")
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"could not save {path} ({error.strerror or error}); "
+                          "the previous checkpoint is kept") from None
+
+    def finish(self, env_step):
+        """Final progress line, history, curve and (unless it is unusable) checkpoint."""
+        self.env_step = max(self.env_step, env_step)
+        self.maybe_log(env_step, force=True)
         self._file.close()
-        plot_curves([(self.scores, "")], self.out_dir / "curve.png", self.title, self.threshold)
+        plot_curves([(self.scores, "")], self.out_dir / "curve.png",
+                    f"{self.algo.upper()} {self.cfg.env_id}", self.threshold)
+        if not self.keep_last_checkpoint:
+            self.save_checkpoint()
 
 
 def linear_schedule(start, end, duration, step):
@@ -675,35 +795,6 @@ def linear_schedule(start, end, duration, step):
     if duration <= 0:
         return end
     return start + (end - start) * min(step / duration, 1.0)
-
-
-def default_out_dir(algo, env_id, seed):
-    """runs/<algo>-<env>-seed<N>-<timestamp>, numbered if that name is taken."""
-    stem = f"{algo}-{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path("runs") / stem, 1
-    while path.exists():
-        n += 1
-        path = Path("runs") / f"{stem}-{n}"
-    return path
-
-
-def save_checkpoint(path, algo, cfg, env, weights):
-    """Write model.pt: plain data (config, env id, shapes) + tensors, loadable with weights_only.
-
-    Written to a temporary file first and then renamed, so a crash mid-save keeps the old file.
-    """
-    payload = {
-        "format_version": CHECKPOINT_FORMAT,
-        "algo": algo,
-        "env_id": cfg.env_id,
-        "config": dataclasses.asdict(cfg),
-        "obs_shape": list(env.observation_space.shape),
-        "n_actions": int(env.action_space.n),
-        "weights": weights,
-    }
-    tmp = Path(str(path) + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
 
 
 def check_buffer_fits(buffer_size, observation_space):
@@ -716,26 +807,34 @@ def check_buffer_fits(buffer_size, observation_space):
                          f"{total / 2**30:.1f} GiB (lower --buffer-size)")
 
 
-def train_dqn(cfg, out_dir, device):
-    """Train a DQN Agent as `cfg` says; returns (agent, recorder)."""
+def train_dqn(cfg, out_dir, device, resume_from=None):
+    """Train a DQN Agent as `cfg` says (continuing `resume_from` if given); returns the recorder.
+
+    A resumed run restores weights, target network, optimizer and counters (so ε continues on
+    its schedule) but not the replay buffer, which refills for `learning_starts` steps first.
+    """
     env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
     check_buffer_fits(cfg.buffer_size, env.observation_space)
+    games_done = resume_from["progress"]["games"] if resume_from else 0
+    seed = cfg.seed + games_done  # a resumed run draws fresh random numbers, not a replay
     state_size = int(np.prod(env.observation_space.shape))
     obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
-    agent = Agent(state_size, env.action_space.n, cfg.seed, cfg, device, obs_scale)
-    recorder = RunRecorder(out_dir, cfg.log_every, env.spec.reward_threshold, f"DQN {cfg.env_id}")
+    agent = Agent(state_size, env.action_space.n, seed, cfg, device, obs_scale)
+    if resume_from:
+        agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
+    recorder = RunRecorder(out_dir, "dqn", cfg, env, agent.state_dict, resume_from)
     print(f"DQN on {cfg.env_id}: obs {env.observation_space.shape} "
           f"{env.observation_space.dtype}, {env.action_space.n} actions, device {device}, "
           f"writing to {out_dir}", flush=True)
-    env.action_space.seed(cfg.seed)
-    obs, info = env.reset(seed=cfg.seed)
-    score, step, eps = 0.0, 0, cfg.eps_start
+    env.action_space.seed(seed)
+    obs, info = env.reset(seed=seed)
+    score, step = 0.0, agent.t_step
     deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     try:
-        for step in range(1, cfg.total_steps + 1):
+        for step in range(agent.t_step + 1, cfg.total_steps + 1):
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, step)
             action = agent.act(obs, eps)
-            next_obs, reward, terminated, truncated, info = env.step(action)
+            next_obs, reward, terminated, truncated, info = env_step(env, action)
             score += reward
             # Learn from sign(r) ∈ {−1, 0, 1}: one learning rate then suits every game; the
             # score we report stays the raw one.
@@ -753,45 +852,47 @@ def train_dqn(cfg, out_dir, device):
             if time.time() > deadline:
                 print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
                 break
-    except KeyboardInterrupt:
-        print("\ninterrupted: saving what was learned so far", flush=True)
-        recorder.interrupted = True
+    except StopTraining as stop:
+        print(f"\n{stop}: stopping and saving what was learned so far", flush=True)
+        recorder.exit_code = stop.exit_code
+    except FloatingPointError as error:
+        recorder.keep_last_checkpoint = True
+        raise TrainingError(f"{error}; model.pt keeps the last good checkpoint") from None
     finally:
-        recorder.maybe_log(step, f"ε {eps:.3f} | ", force=True)
-        weights = {k: v.cpu() for k, v in agent.qnetwork_local.state_dict().items()}
-        save_checkpoint(recorder.out_dir / "model.pt", "dqn", cfg, env, weights)
-        recorder.close()
+        recorder.finish(step)
         env.close()
-    return agent, recorder
+    return recorder
 
 
-def train_pg(cfg, out_dir):
-    """Train a LogisticPolicy with REINFORCE; returns (policy, recorder)."""
+def train_pg(cfg, out_dir, resume_from=None):
+    """Train a LogisticPolicy with REINFORCE (continuing `resume_from` if given); returns the
+    recorder."""
     env = make_env(cfg.env_id)
     if env.action_space.n != 2:
         env.close()
         raise ValueError(f"LogisticPolicy needs exactly 2 actions; {cfg.env_id} has "
                          f"{env.action_space.n} (use CartPole-v1, or --algo dqn)")
+    games_done = resume_from["progress"]["games"] if resume_from else 0
+    seed = cfg.seed + games_done  # a resumed run draws fresh random numbers, not a replay
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
-    rng = np.random.default_rng(cfg.seed)
-    policy = LogisticPolicy(rng.normal(0, 0.1, n_features), cfg.alpha, cfg.gamma, cfg.seed,
-                            cfg.normalize_returns)
-    recorder = RunRecorder(out_dir, cfg.log_every, env.spec.reward_threshold,
-                           f"REINFORCE {cfg.env_id}")
+    theta = (resume_from["weights"]["theta"].numpy() if resume_from
+             else np.random.default_rng(seed).normal(0, 0.1, n_features))
+    policy = LogisticPolicy(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns)
+    recorder = RunRecorder(out_dir, "pg", cfg, env, policy.state_dict, resume_from)
     print(f"REINFORCE (logistic policy) on {cfg.env_id}: {n_features} features, "
           f"writing to {out_dir}", flush=True)
-    env.action_space.seed(cfg.seed)
-    obs, info = env.reset(seed=cfg.seed)
-    env_steps = 0
+    env.action_space.seed(seed)
+    obs, info = env.reset(seed=seed)
+    env_steps = recorder.env_step
     deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     try:
-        for episode in range(1, cfg.episodes + 1):
+        for episode in range(games_done + 1, cfg.episodes + 1):
             features, actions, rewards = [], [], []
             terminated = truncated = False
             while not (terminated or truncated):
                 x = pg_features(obs)
                 action, _ = policy.act(x)
-                obs, reward, terminated, truncated, info = env.step(action)
+                obs, reward, terminated, truncated, info = env_step(env, action)
                 features.append(x)
                 actions.append(action)
                 rewards.append(reward)
@@ -806,21 +907,21 @@ def train_pg(cfg, out_dir):
             if time.time() > deadline:
                 print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
                 break
-    except KeyboardInterrupt:
-        print("\ninterrupted: saving what was learned so far", flush=True)
-        recorder.interrupted = True
+    except StopTraining as stop:
+        print(f"\n{stop}: stopping and saving what was learned so far", flush=True)
+        recorder.exit_code = stop.exit_code
     finally:
-        recorder.maybe_log(env_steps, force=True)
-        save_checkpoint(recorder.out_dir / "model.pt", "pg", cfg, env,
-                        {"theta": torch.from_numpy(policy.theta.copy())})
-        recorder.close()
+        recorder.finish(env_steps)
         env.close()
-    return policy, recorder
+    return recorder
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 9. Evaluation, plots and benchmarks
+# 9. Evaluation, plots, GIFs and benchmarks
 # ════════════════════════════════════════════════════════════════════════════════════════════════
+# A checkpoint is rebuilt from what model.pt stores (config, env id, shapes), on the CPU whatever
+# device trained it. Checkpoints found online are untrusted: torch.load(weights_only=True) only
+# unpickles tensors and plain containers, and the config is checked field by field.
 
 
 def moving_average(values, window=100):
@@ -854,8 +955,14 @@ def plot_curves(runs, path, title="", threshold=None):
     plt.close(fig)
 
 
+def read_history(path):
+    """Rows of a history.csv as dicts (episode, env_step, score, seconds)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def load_checkpoint(path):
-    """Read model.pt (or a run folder holding one) safely: weights_only=True runs no code."""
+    """Read model.pt (or a run folder holding one) safely; raise ValueError if it is not ours."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -870,50 +977,116 @@ def load_checkpoint(path):
     if checkpoint["format_version"] != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} has checkpoint format {checkpoint['format_version']}; this "
                          f"breakout_rl.py reads format {CHECKPOINT_FORMAT}")
+    checkpoint["config"] = config_from_checkpoint(checkpoint, path)
     return checkpoint
 
 
+def config_from_checkpoint(checkpoint, path):
+    """Rebuild the config dataclass from the checkpoint's plain data, checking every field."""
+    config_class = ALGOS.get(checkpoint.get("algo"))
+    stored = checkpoint.get("config")
+    if config_class is None or not isinstance(stored, dict):
+        raise ValueError(f"{path} is not a breakout_rl checkpoint (no algo or config)")
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    for name, value in stored.items():
+        if name not in defaults or type(value) is not type(defaults[name]):
+            raise ValueError(f"{path} has an invalid config field {name!r}")
+    cfg = config_class(**stored)
+    validate_config(cfg)
+    return cfg
+
+
+class GifRecorder:
+    """Collects rendered frames of one game, keeping at most `max_frames` evenly spaced ones.
+
+    When the list overflows, every other frame is dropped and the sampling stride doubles, so a
+    long Breakout game still fits in a few MB. Frames are RGB arrays (height, width, 3) uint8.
+    """
+
+    def __init__(self, max_frames=400, steps_per_second=30):
+        self.max_frames, self.steps_per_second = max_frames, steps_per_second
+        self.frames, self.stride, self.count = [], 1, 0
+
+    def add(self, frame):
+        if self.count % self.stride == 0:
+            self.frames.append(frame)
+            if len(self.frames) > self.max_frames:
+                self.frames, self.stride = self.frames[::2], self.stride * 2
+        self.count += 1
+
+    def save(self, path):
+        """Write an animated GIF with Pillow (a dependency of matplotlib)."""
+        from PIL import Image
+        images = [Image.fromarray(frame) for frame in self.frames]
+        # An Atari agent step is 4 frames at 60 Hz (15 steps/s); we play back at 2× that.
+        duration_ms = max(20, round(1000 * self.stride / self.steps_per_second))
+        images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms,
+                       loop=0)
+
+
 def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
-    """Rebuild a function obs → action from a checkpoint (greedy DQN with ε, or a sampled PG)."""
+    """Rebuild a function obs → action from a checkpoint (ε-greedy DQN, or a sampled PG)."""
     cfg = checkpoint["config"]
     if checkpoint["algo"] == "dqn":
         state_size = int(np.prod(checkpoint["obs_shape"]))
-        network = QNetwork(state_size, checkpoint["n_actions"], 0, tuple(cfg["hidden_sizes"]))
-        network.load_state_dict(checkpoint["weights"])
-        network.eval()
-        agent = Agent.__new__(Agent)  # an acting-only agent: no buffer or optimizer needed
-        agent.qnetwork_local, agent.device = network, torch.device("cpu")
-        agent.rng, agent.action_size = np.random.default_rng(seed), checkpoint["n_actions"]
+        agent = Agent(state_size, checkpoint["n_actions"], seed, cfg)
+        agent.qnetwork_local.load_state_dict(checkpoint["weights"])
         return lambda obs: agent.act(obs, eps)
-    policy = LogisticPolicy(checkpoint["weights"]["theta"].numpy(), cfg["alpha"], cfg["gamma"],
-                            seed)
+    policy = LogisticPolicy(checkpoint["weights"]["theta"].numpy(), cfg.alpha, cfg.gamma, seed)
     return lambda obs: policy.act(pg_features(obs))[0]
 
 
-def evaluate(checkpoint_path, games=10, eps=0.01, seed=1000):
+def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_path=None,
+             env_id=None):
     """Play `games` full games with a checkpoint on the CPU; returns the list of raw scores.
 
-    DQN plays ε-greedily with a small ε (0.01 by default, the usual Atari evaluation protocol,
-    so a policy cannot get stuck forever); FIRE is pressed by the AtariLives wrapper.
+    DQN plays ε-greedily with a small ε (0.01, the usual Atari evaluation protocol, so a policy
+    cannot loop forever); FIRE is pressed by the AtariLives wrapper. With `gif_path`, the first
+    game is also written as an animated GIF.
     """
     checkpoint = load_checkpoint(checkpoint_path)
-    cfg = checkpoint["config"]
-    env = make_env(checkpoint["env_id"], cfg.get("noop_max", 30), cfg.get("sticky_actions", 0.0))
+    cfg, env_id = checkpoint["config"], env_id or checkpoint["env_id"]
+    env = make_env(env_id, getattr(cfg, "noop_max", 30), getattr(cfg, "sticky_actions", 0.0),
+                   render_mode="rgb_array" if gif_path else None)
     if list(env.observation_space.shape) != list(checkpoint["obs_shape"]):
-        raise ValueError(f"checkpoint expects observations {checkpoint['obs_shape']}, "
-                         f"{checkpoint['env_id']} gives {list(env.observation_space.shape)}")
+        env.close()
+        raise ValueError(f"the checkpoint expects observations of shape {checkpoint['obs_shape']}"
+                         f" but {env_id} gives {list(env.observation_space.shape)}")
     act = policy_from_checkpoint(checkpoint, eps, seed)
-    scores = []
+    scores, gif = [], GifRecorder() if gif_path else None
     obs, _ = env.reset(seed=seed)
     while len(scores) < games:
         score, terminated, truncated = 0.0, False, False
         while not (terminated or truncated):
+            if gif is not None:
+                gif.add(env.render())
             obs, reward, terminated, truncated, _ = env.step(act(obs))
             score += reward
         scores.append(score)
+        if gif is not None:
+            gif.save(gif_path)
+            gif = None
         obs, _ = env.reset()
     env.close()
     return scores
+
+
+def compare_runs(run_dirs, to_path):
+    """Overlay the 100-game means of several runs; labels are the config fields that differ."""
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        if not (run_dir / "history.csv").is_file():
+            raise ValueError(f"{run_dir} holds no history.csv")
+        scores = [float(row["score"]) for row in read_history(run_dir / "history.csv")]
+        cfg = dataclasses.asdict(load_checkpoint(run_dir)["config"])
+        runs.append((run_dir, scores, cfg))
+    ignored = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
+    keys = sorted({k for _, _, cfg in runs for k in cfg} - ignored)
+    differing = [k for k in keys if len({str(cfg.get(k)) for _, _, cfg in runs}) > 1]
+    labelled = [(scores, " ".join(f"{k}={cfg.get(k)}" for k in differing) or run_dir.name)
+                for run_dir, scores, cfg in runs]
+    plot_curves(labelled, to_path, "100-game mean score")
+    return [label for _, label in labelled]
 
 
 def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
@@ -938,8 +1111,10 @@ def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 10. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# The flags are generated from the two config dataclasses. A flag that only one algorithm has is
-# refused for the other, and each flag's --help shows its default (per algorithm where they differ).
+# The training flags are generated from the two config dataclasses. A flag that only one
+# algorithm has is refused for the other; --help shows each default (per algorithm where they
+# differ). Bad input ends in one line on stderr and exit status 2; a failure during training
+# (non-finite loss, an env that raised) in one line and status 1.
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -963,20 +1138,23 @@ def build_parser():
         prog="breakout_rl.py",
         description="Train DQN or REINFORCE from Breakout's RAM (or any discrete Gymnasium env).",
         epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 20000 | "
-               "--eval runs/RUN/model.pt")
-    parser.add_argument("--algo", choices=list(ALGOS), default="dqn",
+               "--eval runs/RUN --gif agent.gif | --resume runs/RUN | --plot runs/A runs/B")
+    parser.add_argument("--algo", choices=list(ALGOS), default=None,
                         help="dqn: deep Q-network; pg: REINFORCE with a logistic policy "
                              "(default: dqn)")
+    groups = {"both": parser.add_argument_group("both algorithms"),
+              "dqn": parser.add_argument_group("--algo dqn"),
+              "pg": parser.add_argument_group("--algo pg")}
     for name, classes in config_flags().items():
         f = {x.name: x for x in dataclasses.fields(classes[0])}[name]
         defaults = {algo: getattr(cls(), name) for algo, cls in ALGOS.items() if cls in classes}
-        if len(set(map(str, defaults.values()))) == 1:
-            shown = next(iter(defaults.values()))
-            default_text = f"default: {shown}" if len(defaults) == 2 else \
-                f"{next(iter(defaults))} only, default: {shown}"
+        group = groups["both" if len(defaults) == 2 else next(iter(defaults))]
+        if len(set(map(str, defaults.values()))) > 1:
+            default_text = " (default: " + ", ".join(f"{a} {v}" for a, v in defaults.items()) + ")"
         else:
-            default_text = "default: " + ", ".join(f"{a} {v}" for a, v in defaults.items())
-        kwargs = {"default": None, "help": f"{f.metadata['help']} ({default_text})"}
+            shown = next(iter(defaults.values()))
+            default_text = f" (default: {shown})" if shown != "" else ""
+        kwargs = {"default": None, "help": f.metadata["help"] + default_text}
         if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(f.default, tuple):
@@ -986,69 +1164,131 @@ def build_parser():
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         flag = "--env" if name == "env_id" else "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, **kwargs)
-    tools = parser.add_argument_group("evaluation and tools")
-    tools.add_argument("--eval", metavar="CHECKPOINT",
-                       help="play games with a saved model.pt (or run folder) instead of training")
-    tools.add_argument("--games", type=int, default=10, help="games to play with --eval "
-                                                             "(default: 10)")
-    tools.add_argument("--eval-eps", type=float, default=0.01,
-                       help="ε while evaluating a DQN checkpoint (default: 0.01)")
+        group.add_argument(flag, dest=name, **kwargs)
+    tools = parser.add_argument_group("evaluate, resume, compare")
+    tools.add_argument("--eval", metavar="RUN",
+                       help="play --episodes games (default 10) with a run folder's model.pt "
+                            "(or a .pt file) and print mean ± std, min, max of the raw score")
+    tools.add_argument("--gif", metavar="FILE", help="with --eval: write the first game as a GIF")
+    tools.add_argument("--eval-eps", type=float, default=DEFAULT_EVAL_EPS,
+                       help=f"ε while evaluating a DQN checkpoint (default: {DEFAULT_EVAL_EPS})")
+    tools.add_argument("--resume", metavar="RUN",
+                       help="continue a run folder from its last checkpoint (flags given here "
+                            "override its config, e.g. a larger --total-steps). Restored: "
+                            "weights, optimizer, step and game counters, so ε continues. Not "
+                            "restored: the replay buffer, which refills for --learning-starts "
+                            "steps before learning goes on")
+    tools.add_argument("--plot", metavar="RUN", nargs="+",
+                       help="overlay the 100-game means of these run folders")
+    tools.add_argument("--to", metavar="FILE", default="compare.png",
+                       help="with --plot: the image to write (default: compare.png)")
     tools.add_argument("--benchmark-env", action="store_true",
                        help="measure the env's raw steps/s and a random policy's score")
     return parser
 
 
-def config_from_args(args):
-    """Build the chosen algorithm's config from parsed args; refuse flags of the other algo."""
-    config_class = ALGOS[args.algo]
+def config_from_args(args, algo, base=None):
+    """Build `algo`'s config from the flags given (over `base`, a config to continue from);
+    refuse flags that belong to the other algorithm."""
+    config_class = ALGOS[algo]
     own = {f.name for f in dataclasses.fields(config_class)}
-    values = {}
+    values = dataclasses.asdict(base) if base else {}
     for name, value in vars(args).items():
         if value is None or name not in config_flags():
             continue
         if name not in own:
-            raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo {args.algo}")
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo {algo}")
         values[name] = tuple(value) if isinstance(value, list) else value
     cfg = config_class(**values)
     validate_config(cfg)
     return cfg
 
 
-def run(args):
-    """Carry out what the parsed command line asks for; returns the exit status."""
+def prepare_out_dir(out_dir):
+    """Create the run folder; refuse a file, an unwritable place or a folder holding a run."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
+    if (out_dir / "model.pt").exists() or (out_dir / "history.csv").exists():
+        raise ValueError(f"--out {out_dir} already holds a run; choose another folder "
+                         "(or continue it with --resume)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / ".write_test").touch()
+        (out_dir / ".write_test").unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to --out {out_dir}: {error.strerror}") from None
+
+
+def default_out_dir(algo, env_id, seed):
+    """runs/<algo>-<env>-seed<N>-<timestamp>, numbered if that name is taken."""
+    stem = f"{algo}-{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path("runs") / stem, 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{stem}-{n}"
+    return path
+
+
+def run_tool(args):
+    """--eval, --plot or --benchmark-env; returns the exit status."""
     if args.eval:
-        scores = evaluate(args.eval, args.games, args.eval_eps)
+        scores = evaluate(args.eval, args.episodes or 10, args.eval_eps, gif_path=args.gif,
+                          env_id=args.env_id)
         print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
-              f"min {min(scores):g}, max {max(scores):g}")
-        return 0
-    if args.benchmark_env:
+              f"min {min(scores):g}, max {max(scores):g}" +
+              (f"; first game written to {args.gif}" if args.gif else ""))
+    elif args.plot:
+        labels = compare_runs(args.plot, args.to)
+        print(f"wrote {args.to}: " + "; ".join(labels))
+    else:
         env_id = args.env_id or DQNConfig.env_id
         rate, scores = benchmark_env(env_id)
         mean = f"{np.mean(scores):.2f} over {len(scores)} games" if scores else "no full game"
         print(f"{env_id}: {rate:,.0f} env steps/s with random actions; random policy "
               f"scores {mean}")
-        return 0
-    cfg = config_from_args(args)
+    return 0
+
+
+def train(args):
+    """Train (or resume) as the command line says; returns the exit status."""
+    resume_from = load_checkpoint(args.resume) if args.resume else None
+    if resume_from:
+        if args.out:
+            raise ValueError("--resume continues in the run's own folder; drop --out")
+        algo = resume_from["algo"]
+        if args.algo and args.algo != algo:
+            raise ValueError(f"{args.resume} is a --algo {algo} run, not --algo {args.algo}")
+        if args.env_id and args.env_id != resume_from["env_id"]:
+            raise ValueError(f"{args.resume} was trained on {resume_from['env_id']}, "
+                             f"not {args.env_id}")
+        cfg = config_from_args(args, algo, base=resume_from["config"])
+        out_dir = Path(args.resume if Path(args.resume).is_dir() else Path(args.resume).parent)
+    else:
+        algo = args.algo or "dqn"
+        cfg = config_from_args(args, algo)
+        out_dir = Path(cfg.out) if cfg.out else default_out_dir(algo, cfg.env_id, cfg.seed)
+        prepare_out_dir(out_dir)
     device = pick_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     # Adam's running averages of squared gradients drift into "denormal" floats (below ~1e-38),
     # which CPUs process many times slower; flushing them to zero makes each update ~2.5× faster
     # here and changes nothing that matters numerically.
     torch.set_flush_denormal(True)
-    out_dir = Path(cfg.out) if cfg.out else default_out_dir(args.algo, cfg.env_id, cfg.seed)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file, not a folder")
-    if (out_dir / "model.pt").exists() or (out_dir / "history.csv").exists():
-        raise ValueError(f"--out {out_dir} already holds a run; choose another folder")
     seed_everything(cfg.seed)
-    if args.algo == "dqn":
-        _, recorder = train_dqn(cfg, out_dir, device)
-    else:
-        _, recorder = train_pg(cfg, out_dir)
-    print(f"{len(recorder.scores)} games, final 100-game mean {recorder.mean100():.2f}; "
-          f"saved model.pt, history.csv and curve.png in {out_dir}")
-    return 130 if recorder.interrupted else 0
+    with stop_on_signals():
+        if algo == "dqn":
+            recorder = train_dqn(cfg, out_dir, device, resume_from)
+        else:
+            recorder = train_pg(cfg, out_dir, resume_from)
+    print(f"{recorder.games} games, final 100-game mean {recorder.mean100():.2f}; "
+          f"model.pt, history.csv and curve.png are in {out_dir}", flush=True)
+    if cfg.gif_at_end and recorder.exit_code == 0:
+        try:
+            scores = evaluate(out_dir / "model.pt", games=1, gif_path=out_dir / "agent.gif")
+            print(f"agent.gif: one evaluation game (ε {DEFAULT_EVAL_EPS}), score {scores[0]:g}")
+        except gym.error.DependencyNotInstalled as error:  # e.g. CartPole renders with pygame
+            print(f"agent.gif skipped: {error}")
+    return recorder.exit_code
 
 
 def main(argv=None):
@@ -1056,10 +1296,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        if args.eval or args.plot or args.benchmark_env:
+            return run_tool(args)
+        return train(args)
     except (ValueError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

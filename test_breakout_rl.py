@@ -1,6 +1,12 @@
 """Tests for breakout_rl.py, one group per section of the file. Run: python -m pytest -q"""
 
-import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import math
 
 import numpy as np
@@ -11,8 +17,7 @@ import breakout_rl as rl
 
 
 def read_history(run_dir):
-    with open(run_dir / "history.csv") as f:
-        return list(csv.DictReader(f))
+    return rl.read_history(run_dir / "history.csv")
 
 
 def tiny_dqn_args(out, *extra):
@@ -37,7 +42,7 @@ def test_every_config_field_is_a_flag_with_help_and_default(capsys):
 
 def test_config_from_args_uses_the_dataclass_defaults():
     args = rl.build_parser().parse_args(["--algo", "pg", "--seed", "3"])
-    cfg = rl.config_from_args(args)
+    cfg = rl.config_from_args(args, "pg")
     assert isinstance(cfg, rl.PGConfig)
     assert cfg.seed == 3 and cfg.env_id == "CartPole-v1" and cfg.alpha == rl.PGConfig().alpha
 
@@ -349,14 +354,16 @@ def test_main_dqn_end_to_end_writes_model_history_and_curve(tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
     checkpoint = rl.load_checkpoint(out)
     assert checkpoint["env_id"] == "ALE/Breakout-v5" and checkpoint["obs_shape"] == [128]
-    assert checkpoint["config"]["total_steps"] == 1500
+    assert checkpoint["config"].total_steps == 1500
+    assert checkpoint["progress"]["env_step"] == 1500
 
 
-def test_main_pg_end_to_end(tmp_path):
+def test_main_pg_end_to_end(tmp_path, capsys):
     out = tmp_path / "pg"
     assert rl.main(["--algo", "pg", "--episodes", "5", "--out", str(out)]) == 0
     assert len(read_history(out)) == 5
     assert rl.load_checkpoint(out)["weights"]["theta"].shape == (5,)   # 4 features + bias
+    assert "agent.gif skipped" in capsys.readouterr().out or (out / "agent.gif").exists()
 
 
 def test_same_seed_gives_identical_scores(tmp_path):
@@ -383,8 +390,117 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     rl.main(tiny_dqn_args(tmp_path))
     scores = rl.evaluate(tmp_path / "model.pt", games=2)
     assert len(scores) == 2 and all(s >= 0 for s in scores)
-    assert rl.main(["--eval", str(tmp_path), "--games", "1"]) == 0
+    assert rl.main(["--eval", str(tmp_path), "--episodes", "1"]) == 0
     assert "1 games: mean" in capsys.readouterr().out
+
+
+def test_eval_writes_an_animated_gif(tmp_path):
+    from PIL import Image
+    rl.main(tiny_dqn_args(tmp_path / "run", "--no-gif-at-end"))
+    assert not (tmp_path / "run" / "agent.gif").exists()
+    gif = tmp_path / "game.gif"
+    assert rl.main(["--eval", str(tmp_path / "run"), "--episodes", "1", "--gif", str(gif)]) == 0
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames > 1
+
+
+def test_gif_recorder_keeps_at_most_max_frames_evenly_spaced():
+    recorder = rl.GifRecorder(max_frames=10)
+    for i in range(100):
+        recorder.add(np.full((2, 2, 3), i, dtype=np.uint8))
+    kept = [int(frame[0, 0, 0]) for frame in recorder.frames]
+    assert len(kept) <= 10 and kept == list(range(0, 100, recorder.stride))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_training_saves_everything(tmp_path, sig, code):
+    out = tmp_path / "run"
+    command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
+               "10000000", "--learning-starts", "200", "--buffer-size", "5000",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.time() + 60
+    while not (out / "history.csv").exists() or len(read_history(out)) < 3:
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == code, output
+    assert "saving" in output
+    checkpoint = rl.load_checkpoint(out)
+    assert checkpoint["progress"]["env_step"] > 0
+    assert len(read_history(out)) >= 3 and (out / "curve.png").exists()
+
+
+def test_resume_continues_the_step_count_and_appends_history(tmp_path):
+    assert rl.main(tiny_dqn_args(tmp_path, "--no-gif-at-end")) == 0
+    games_before = len(read_history(tmp_path))
+    assert rl.main(["--resume", str(tmp_path), "--total-steps", "2500"]) == 0
+    checkpoint = rl.load_checkpoint(tmp_path)
+    assert checkpoint["progress"]["env_step"] == 2500
+    assert checkpoint["train_state"]["t_step"] == 2500
+    rows = read_history(tmp_path)
+    assert len(rows) > games_before
+    assert [int(r["episode"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert int(rows[games_before]["env_step"]) > 1500
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    assert rl.main(["--algo", "pg", "--episodes", "3", "--out", str(tmp_path)]) == 0
+    before = rl.load_checkpoint(tmp_path)["weights"]["theta"]
+
+    def disk_full(payload, path):
+        Path(path).write_bytes(b"half a checkpoi")   # a partial write, then the error
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(rl.torch, "save", disk_full)
+    recorder_args = ["--resume", str(tmp_path), "--episodes", "6"]
+    assert rl.main(recorder_args) == 2
+    torch.testing.assert_close(rl.load_checkpoint(tmp_path)["weights"]["theta"], before)
+    assert not (tmp_path / "model.pt.tmp").exists()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real_learn = rl.Agent.learn
+
+    def learn_then_diverge(self, experiences, gamma):
+        loss = real_learn(self, experiences, gamma)
+        return float("nan") if self.learn_steps > 200 else loss
+    monkeypatch.setattr(rl.Agent, "learn", learn_then_diverge)
+    assert rl.main(tiny_dqn_args(tmp_path, "--save-every", "1")) == 1
+    err = capsys.readouterr().err
+    assert "loss became nan at step" in err and err.count("\n") == 1
+    checkpoint = rl.load_checkpoint(tmp_path)
+    assert all(torch.isfinite(w).all() for w in checkpoint["weights"].values())
+    assert 0 < checkpoint["progress"]["env_step"] < 1500
+
+
+def test_an_env_that_raises_ends_in_one_line_and_a_saved_checkpoint(tmp_path, monkeypatch,
+                                                                     capsys):
+    real_step, calls = rl.AtariLives.step, []
+
+    def step_then_crash(self, action):
+        calls.append(action)
+        if len(calls) > 1000:
+            raise RuntimeError("emulator crashed")
+        return real_step(self, action)
+    monkeypatch.setattr(rl.AtariLives, "step", step_then_crash)
+    assert rl.main(tiny_dqn_args(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "raised RuntimeError in step(): emulator crashed" in err and err.count("\n") == 1
+    assert rl.load_checkpoint(tmp_path)["progress"]["env_step"] > 0
+
+
+def test_plot_compares_runs_labelled_by_their_differences(tmp_path):
+    for alpha in ("0.01", "0.02"):
+        rl.main(["--algo", "pg", "--episodes", "3", "--alpha", alpha,
+                 "--out", str(tmp_path / alpha)])
+    to = tmp_path / "compare.png"
+    assert rl.main(["--plot", str(tmp_path / "0.01"), str(tmp_path / "0.02"),
+                    "--to", str(to)]) == 0
+    assert to.stat().st_size > 1000
+    assert rl.compare_runs([tmp_path / "0.01", tmp_path / "0.02"], to) == ["alpha=0.01",
+                                                                          "alpha=0.02"]
 
 
 def test_moving_average():
@@ -432,3 +548,47 @@ def test_a_text_file_is_not_a_checkpoint(tmp_path):
     path.write_text("hello")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         rl.load_checkpoint(path)
+
+
+def test_a_truncated_checkpoint_is_refused(tmp_path):
+    rl.main(["--algo", "pg", "--episodes", "2", "--out", str(tmp_path)])
+    data = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "model.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        rl.load_checkpoint(tmp_path)
+
+
+def rewrite_checkpoint(path, **changes):
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint.update(changes)
+    torch.save(checkpoint, path)
+
+
+def test_other_format_versions_and_bad_configs_are_refused(tmp_path):
+    rl.main(["--algo", "pg", "--episodes", "2", "--out", str(tmp_path)])
+    path = tmp_path / "model.pt"
+    config = torch.load(path, weights_only=True)["config"]
+    rewrite_checkpoint(path, config={**config, "alpha": "0.1; import os"})
+    with pytest.raises(ValueError, match="invalid config field 'alpha'"):
+        rl.load_checkpoint(path)
+    rewrite_checkpoint(path, config=config, format_version=99)
+    with pytest.raises(ValueError, match="format 99"):
+        rl.load_checkpoint(path)
+
+
+def test_checkpoint_for_another_observation_size_names_both_shapes(tmp_path, capsys):
+    rl.main(["--algo", "pg", "--episodes", "2", "--out", str(tmp_path)])
+    assert rl.main(["--eval", str(tmp_path), "--env", "Acrobot-v1"]) == 2
+    assert "[4]" in capsys.readouterr().err   # CartPole's shape (Acrobot gives [6])
+
+
+@pytest.mark.parametrize("flag", ["--eval", "--resume"])
+def test_missing_checkpoint_path(flag, capsys):
+    assert rl.main([flag, "no/such/run"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert rl.main(["--algo", "pg", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
