@@ -1,13 +1,11 @@
 """Tests for breakout_rl.py, one group per section of the file. Run: python -m pytest -q"""
 
-import os
+import math
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import math
 
 import numpy as np
 import pytest
@@ -104,7 +102,7 @@ def test_agent_learns_on_cuda():
 
 def test_breakout_ram_observation_and_actions():
     env = rl.make_env("ALE/Breakout-v5")
-    obs, info = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
     assert obs.shape == (128,) and obs.dtype == np.uint8
     assert env.action_space.n == 4
     assert env.unwrapped.get_action_meanings()[1] == "FIRE"
