@@ -510,6 +510,13 @@ def test_moving_average():
 
 @pytest.mark.parametrize("argv, message", [
     (["--algo", "dqn", "--env", "Breakout-v9"], "did you mean"),
+    (["--algo", "dqn", "--env", "Pendulum-v1"], "discrete actions"),
+    (["--algo", "pg", "--episodes", "0"], "--episodes"),
+    (["--algo", "pg", "--alpha", "-0.1"], "--alpha"),
+    (["--algo", "dqn", "--gamma", "1.01"], "--gamma"),
+    (["--algo", "dqn", "--eps-start", "0.1", "--eps-end", "0.2"], "--eps-end"),
+    (["--algo", "dqn", "--eps-end", "-0.1"], "--eps-end"),
+    (["--algo", "dqn", "--batch-size", "64", "--buffer-size", "10"], "larger than --buffer"),
     (["--algo", "dqn", "--env", "CartPole-v1", "--buffer-size", "10000000000"], "GiB"),
     (["--algo", "dqn", "--total-steps", "-5"], "--total-steps"),
     (["--algo", "dqn", "--lr", "0"], "--lr"),
@@ -586,7 +593,20 @@ def test_missing_checkpoint_path(flag, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
 
 
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+def test_out_that_is_a_file_or_unwritable_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert rl.main(["--algo", "pg", "--out", str(tmp_path / "file")]) == 2
     assert "is a file" in capsys.readouterr().err
+    assert rl.main(["--algo", "pg", "--out", str(tmp_path / "file" / "run")]) == 2
+    assert "cannot write to --out" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_lunarlander_without_box2d_names_the_install_command(capsys):
+    try:
+        import Box2D  # noqa: F401
+        pytest.skip("box2d is installed")
+    except ImportError:
+        pass
+    assert rl.main(["--algo", "dqn", "--env", "LunarLander-v3"]) == 2
+    assert 'pip install "gymnasium[box2d]"' in capsys.readouterr().err
