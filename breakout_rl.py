@@ -729,6 +729,7 @@ class RunRecorder:
         self.start = time.time() - previous_seconds  # `seconds` continues across a resume
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
         self.last_log, self.last_log_step = time.time(), self.env_step
+        self.deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         self._file = open(self.history_path, "a" if resume_from else "w", newline="")
         self._writer = csv.writer(self._file)
         if resume_from is None:
@@ -765,6 +766,18 @@ class RunRecorder:
               f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min", flush=True)
         self.last_log, self.last_log_step = now, env_step
+
+    def out_of_time(self):
+        """True (and says so) once this invocation has trained for --max-minutes."""
+        if time.time() < self.deadline:
+            return False
+        print(f"--max-minutes {self.cfg.max_minutes:g} reached", flush=True)
+        return True
+
+    def stopped_by(self, stop):
+        """Note a StopTraining (SIGINT/SIGTERM): the run ends, saved, with its exit status."""
+        print(f"\n{stop}: stopping and saving what was learned so far", flush=True)
+        self.exit_code = stop.exit_code
 
     def save_checkpoint(self):
         """Write model.pt atomically: to a temporary file first, then rename it over the old one,
@@ -837,7 +850,6 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     score, step = 0.0, agent.t_step
-    deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     try:
         for step in range(agent.t_step + 1, cfg.total_steps + 1):
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, step)
@@ -857,12 +869,10 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
                 score = 0.0
                 obs, _ = env.reset()
             recorder.maybe_log(step, f"ε {eps:.3f} | loss {agent.last_loss:.4f} | ")
-            if time.time() > deadline:
-                print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
+            if recorder.out_of_time():
                 break
     except StopTraining as stop:
-        print(f"\n{stop}: stopping and saving what was learned so far", flush=True)
-        recorder.exit_code = stop.exit_code
+        recorder.stopped_by(stop)
     except FloatingPointError as error:
         recorder.keep_last_checkpoint = True
         raise TrainingError(f"{error}; model.pt keeps the last good checkpoint") from None
@@ -892,7 +902,6 @@ def train_pg(cfg, out_dir, resume_from=None):
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     env_steps = recorder.env_step
-    deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     try:
         for episode in range(games_done + 1, cfg.episodes + 1):
             features, actions, rewards = [], [], []
@@ -912,12 +921,10 @@ def train_pg(cfg, out_dir, resume_from=None):
             recorder.end_game(sum(rewards), env_steps)
             obs, _ = env.reset()
             recorder.maybe_log(env_steps, f"episode {episode} | ")
-            if time.time() > deadline:
-                print(f"--max-minutes {cfg.max_minutes:g} reached", flush=True)
+            if recorder.out_of_time():
                 break
     except StopTraining as stop:
-        print(f"\n{stop}: stopping and saving what was learned so far", flush=True)
-        recorder.exit_code = stop.exit_code
+        recorder.stopped_by(stop)
     finally:
         recorder.finish(env_steps)
         env.close()

@@ -610,3 +610,11 @@ def test_lunarlander_without_box2d_names_the_install_command(capsys):
         pass
     assert rl.main(["--algo", "dqn", "--env", "LunarLander-v3"]) == 2
     assert 'pip install "gymnasium[box2d]"' in capsys.readouterr().err
+
+
+def test_max_minutes_stops_training_and_saves(tmp_path, capsys):
+    assert rl.main(["--algo", "pg", "--episodes", "1000000", "--max-minutes", "0.02",
+                    "--out", str(tmp_path)]) == 0
+    assert "--max-minutes 0.02 reached" in capsys.readouterr().out
+    assert 0 < len(read_history(tmp_path)) < 1000000
+    assert rl.load_checkpoint(tmp_path)["progress"]["games"] == len(read_history(tmp_path))
