@@ -6,7 +6,8 @@ What this file teaches
   the screen: a small MLP ``QNetwork``, a preallocated ``ReplayBuffer``, an ``Agent`` that acts
   ε-greedily and learns from a TD target computed with a separate target network.
 * **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
-  problems such as CartPole, with the gradient of log π derived on paper and coded line by line.
+  problems such as CartPole, with the gradient of log π derived on paper and coded line by line,
+  and its n-action generalisation ``SoftmaxPolicy`` (picked automatically, e.g. for Breakout).
 * The traps on the way, each explained where it is handled: Breakout needs FIRE to serve the ball;
   a lost life ends a *learning* episode but not the game; RAM bytes must be scaled; rewards are
   clipped for learning only; ``terminated`` is not ``truncated``; Gymnasium 1.x's reset/step API.
@@ -144,9 +145,10 @@ class DQNConfig(CommonConfig):
 
 @dataclass
 class PGConfig(CommonConfig):
-    """REINFORCE hyperparameters for the numpy LogisticPolicy."""
+    """REINFORCE hyperparameters for the numpy LogisticPolicy / SoftmaxPolicy."""
 
-    env_id: str = option("CartPole-v1", "Gymnasium environment id (2 discrete actions)")
+    env_id: str = option("CartPole-v1", "Gymnasium environment id (2 actions: logistic policy; "
+                                        "more: softmax policy)")
     episodes: int = option(1000, "training budget in episodes")
     alpha: float = option(0.01, "gradient-ascent step size α")
     gamma: float = option(0.99, "discount factor γ")
@@ -616,7 +618,7 @@ class LogisticPolicy:
     def update(self, rewards, obs, actions):
         """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,).
 
-        Returns the gradient estimate that was applied, shape (n_features,).
+        Returns the gradient estimate that was applied, shaped like theta.
         """
         returns = self.discount_rewards(rewards)
         if self.normalize_returns and len(returns) > 1:
@@ -624,9 +626,10 @@ class LogisticPolicy:
             # expectation but lowers its variance: actions better than this episode's average
             # are pushed up, worse ones down, instead of every action being pushed up.
             returns = (returns - returns.mean()) / (returns.std() + 1e-8)
-        grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])  # (T, n)
+        # one ∇θ log π(a_t|s_t) per step: (T, *theta.shape)
+        grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])
         # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · G_t
-        gradient = grad_log_pi.T @ returns
+        gradient = np.tensordot(returns, grad_log_pi, axes=1)
         # ── the policy-gradient step happens here: θ ← θ + α·∇J(θ) ──
         self.theta += self.alpha * gradient
         return gradient
@@ -634,6 +637,45 @@ class LogisticPolicy:
     def state_dict(self):
         """{"weights": {"theta": tensor}, "train_state": {}} for a checkpoint."""
         return {"weights": {"theta": torch.from_numpy(self.theta.copy())}, "train_state": {}}
+
+
+# With n actions the logistic policy generalises to a softmax over one linear score per action,
+# θ of shape (n_features, n_actions):
+#     π(a|x) = exp(x·θ_a) / Σ_b exp(x·θ_b),   ∇θ log π(a|x) = x ⊗ (1[a] − π(·|x)),
+# where 1[a] is the one-hot vector of a. With n = 2 this is the logistic policy again. The
+# REINFORCE update (discounted returns, Σ_t ∇θ log π · G_t, θ ← θ + α·∇J) does not change.
+
+
+def softmax(logits):
+    """exp(z) / Σ exp(z) over the last axis, computed as exp(z − max z): never overflows."""
+    exp = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class SoftmaxPolicy(LogisticPolicy):
+    """n-action stochastic policy π(·|x) = softmax(x·θ), trained by the same REINFORCE update.
+
+    Args:
+        theta: initial parameters θ, shape (n_features, n_actions).
+        alpha, gamma, seed, normalize_returns: as for LogisticPolicy.
+    """
+
+    def probs(self, x):
+        """Action probabilities π(·|x), shape (n_actions,), for features x (n_features,)."""
+        return softmax(x @ self.theta)
+
+    def act(self, x):
+        """Sample an action; returns (action: int, probability of that action: float)."""
+        probs = self.probs(x)
+        action = min(int(np.searchsorted(np.cumsum(probs), self.rng.random())), len(probs) - 1)
+        return action, float(probs[action])
+
+    def grad_log_p(self, x):
+        """[∇θ log π(a|x) for each action a], each of shape (n_features, n_actions)."""
+        probs = self.probs(x)
+        one_hot = np.eye(len(probs))
+        # ∇θ log π(a|x) = x ⊗ (1[a] − π(·|x))
+        return [np.outer(x, one_hot[a] - probs) for a in range(len(probs))]
 
 
 def pg_features(obs):
@@ -882,23 +924,27 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     return recorder
 
 
+def make_pg_policy(theta, cfg, seed):
+    """LogisticPolicy for a θ of shape (n_features,) (2 actions), else SoftmaxPolicy."""
+    policy_class = LogisticPolicy if np.ndim(theta) == 1 else SoftmaxPolicy
+    return policy_class(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns)
+
+
 def train_pg(cfg, out_dir, resume_from=None):
-    """Train a LogisticPolicy with REINFORCE (continuing `resume_from` if given); returns the
-    recorder."""
+    """Train a LogisticPolicy (2 actions) or a SoftmaxPolicy (more) with REINFORCE, continuing
+    `resume_from` if given; returns the recorder."""
     env = make_env(cfg.env_id)
-    if env.action_space.n != 2:
-        env.close()
-        raise ValueError(f"LogisticPolicy needs exactly 2 actions; {cfg.env_id} has "
-                         f"{env.action_space.n} (use CartPole-v1, or --algo dqn)")
     games_done = resume_from["progress"]["games"] if resume_from else 0
     seed = cfg.seed + games_done  # a resumed run draws fresh random numbers, not a replay
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
+    n_actions = int(env.action_space.n)
+    theta_shape = (n_features,) if n_actions == 2 else (n_features, n_actions)
     theta = (resume_from["weights"]["theta"].numpy() if resume_from
-             else np.random.default_rng(seed).normal(0, 0.1, n_features))
-    policy = LogisticPolicy(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns)
+             else np.random.default_rng(seed).normal(0, 0.1, theta_shape))
+    policy = make_pg_policy(theta, cfg, seed)
     recorder = RunRecorder(out_dir, "pg", cfg, env, policy.state_dict, resume_from)
-    print(f"REINFORCE (logistic policy) on {cfg.env_id}: {n_features} features, "
-          f"writing to {out_dir}", flush=True)
+    print(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
+          f"{n_actions} actions, writing to {out_dir}", flush=True)
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     env_steps = recorder.env_step
@@ -1047,7 +1093,7 @@ def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
         agent = Agent(state_size, checkpoint["n_actions"], seed, cfg)
         agent.qnetwork_local.load_state_dict(checkpoint["weights"])
         return lambda obs: agent.act(obs, eps)
-    policy = LogisticPolicy(checkpoint["weights"]["theta"].numpy(), cfg.alpha, cfg.gamma, seed)
+    policy = make_pg_policy(checkpoint["weights"]["theta"].numpy(), cfg, seed)
     return lambda obs: policy.act(pg_features(obs))[0]
 
 
@@ -1155,8 +1201,8 @@ def build_parser():
         epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 20000 | "
                "--eval runs/RUN --gif agent.gif | --resume runs/RUN | --plot runs/A runs/B")
     parser.add_argument("--algo", choices=list(ALGOS), default=None,
-                        help="dqn: deep Q-network; pg: REINFORCE with a logistic policy "
-                             "(default: dqn)")
+                        help="dqn: deep Q-network; pg: REINFORCE with a linear logistic "
+                             "(2 actions) or softmax policy (default: dqn)")
     groups = {"both": parser.add_argument_group("both algorithms"),
               "dqn": parser.add_argument_group("--algo dqn"),
               "pg": parser.add_argument_group("--algo pg")}
