@@ -1366,6 +1366,9 @@ def main(argv=None):
     except TrainingError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C outside training (evaluating, plotting): nothing to save
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
