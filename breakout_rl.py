@@ -1314,6 +1314,8 @@ def train(args):
     """Train (or resume) as the command line says; returns the exit status."""
     resume_from = load_checkpoint(args.resume) if args.resume else None
     if resume_from:
+        if "progress" not in resume_from or "train_state" not in resume_from:
+            raise ValueError(f"{args.resume} holds weights but no training state to resume")
         if args.out:
             raise ValueError("--resume continues in the run's own folder; drop --out")
         algo = resume_from["algo"]
