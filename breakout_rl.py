@@ -150,10 +150,13 @@ class PGConfig(CommonConfig):
     env_id: str = option("CartPole-v1", "Gymnasium environment id (2 actions: logistic policy; "
                                         "more: softmax policy)")
     episodes: int = option(1000, "training budget in episodes")
-    alpha: float = option(0.01, "gradient-ascent step size α")
+    alpha: float = option(0.002, "gradient-ascent step size α")
     gamma: float = option(0.99, "discount factor γ")
-    normalize_returns: bool = option(True, "standardise each episode's returns to mean 0, "
-                                            "std 1 (a baseline that lowers gradient variance)")
+    baseline: bool = option(True, "subtract a learned linear V(s) from the returns (lower "
+                                  "variance; also estimates what a time limit cut off)")
+    baseline_lr: float = option(0.01, "step size β of the baseline's least-squares fit")
+    normalize_returns: bool = option(False, "standardise each episode's returns (or "
+                                            "advantages) to mean 0, std 1")
 
 
 ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
@@ -185,7 +188,9 @@ def validate_config(cfg):
         ]
     else:
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
-                   (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}")]
+                   (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
+                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got "
+                                         f"{cfg.baseline_lr}")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
@@ -571,6 +576,31 @@ def sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+class LinearBaseline:
+    """A learned state-value estimate V(s) = w·x to subtract from REINFORCE's returns (numpy).
+
+    Subtracting any b(s_t) from G_t leaves the policy gradient unbiased, since
+    E_a[∇θ log π(a|s)]·b(s) = b(s)·∇θ Σ_a π(a|s) = b(s)·∇θ 1 = 0, but a good b lowers its
+    variance: an action is pushed up only when it did better than expected from its state.
+
+    Args:
+        n_features: length of the feature vector x.
+        lr: step size β of the least-squares fit.
+    """
+
+    def __init__(self, n_features, lr):
+        self.w = np.zeros(n_features)
+        self.lr = lr
+
+    def values(self, x):
+        """V(s) = x·w for features x of shape (T, n_features) → (T,), or (n_features,) → float."""
+        return x @ self.w
+
+    def fit(self, x, returns):
+        """One gradient step on ½·mean((G − V)²): w ← w + β·xᵀ(G − V)/T. x (T, n), returns (T,)."""
+        self.w += self.lr * x.T @ (returns - self.values(x)) / len(returns)
+
+
 class LogisticPolicy:
     """Two-action stochastic policy π(1|x) = σ(x·θ), trained by REINFORCE (numpy only).
 
@@ -579,14 +609,16 @@ class LogisticPolicy:
         alpha: gradient-ascent step size α.
         gamma: discount factor γ.
         seed: seeds the RNG that samples actions.
-        normalize_returns: standardise the returns of each episode before the update.
+        normalize_returns: standardise each episode's returns (or advantages) before the update.
+        baseline: a LinearBaseline to subtract from the returns, or None.
     """
 
-    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False):
+    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False, baseline=None):
         self.theta = np.array(theta, dtype=np.float64)
         self.alpha = alpha
         self.gamma = gamma
         self.normalize_returns = normalize_returns
+        self.baseline = baseline
         self.rng = np.random.default_rng(seed)
 
     def probs(self, x):
@@ -606,37 +638,52 @@ class LogisticPolicy:
         # ∇θ log π(0|x) = −x·σ(x·θ);   ∇θ log π(1|x) = x·(1 − σ(x·θ))
         return -x * p1, x * (1.0 - p1)
 
-    def discount_rewards(self, rewards):
-        """Discounted returns G_t = r_t + γ·G_{t+1} (G after the last step is 0), shape (T,)."""
+    def discount_rewards(self, rewards, last_value=0.0):
+        """Discounted returns G_t = r_t + γ·G_{t+1}, shape (T,).
+
+        G after the last step is `last_value`: 0 at a real terminal, or an estimate of what was
+        left when a time limit cut the episode short.
+        """
         returns = np.zeros(len(rewards), dtype=np.float64)
-        running = 0.0
+        running = last_value
         for t in reversed(range(len(rewards))):
             running = rewards[t] + self.gamma * running
             returns[t] = running
         return returns
 
-    def update(self, rewards, obs, actions):
-        """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,).
+    def update(self, rewards, obs, actions, last_value=0.0):
+        """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,);
+        `last_value` as in discount_rewards.
 
         Returns the gradient estimate that was applied, shaped like theta.
         """
-        returns = self.discount_rewards(rewards)
-        if self.normalize_returns and len(returns) > 1:
-            # Subtracting a baseline (the mean) and rescaling keeps the gradient's direction in
-            # expectation but lowers its variance: actions better than this episode's average
-            # are pushed up, worse ones down, instead of every action being pushed up.
-            returns = (returns - returns.mean()) / (returns.std() + 1e-8)
+        returns = self.discount_rewards(rewards, last_value)
+        # Reward-to-go: G_t sums only the rewards *after* step t; an action cannot change what
+        # came before it, so earlier rewards would add noise to its gradient and nothing else.
+        advantages = returns
+        if self.baseline is not None:
+            # A_t = G_t − V(s_t): better or worse than expected from this state.
+            advantages = returns - self.baseline.values(obs)
+            self.baseline.fit(obs, returns)
+        if self.normalize_returns and len(advantages) > 1:
+            # Subtracting the episode's mean (a crude baseline) and dividing by the std keeps
+            # the gradient's direction in expectation and makes its size independent of the
+            # reward scale: actions better than this episode's average are pushed up.
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         # one ∇θ log π(a_t|s_t) per step: (T, *theta.shape)
         grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])
-        # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · G_t
-        gradient = np.tensordot(returns, grad_log_pi, axes=1)
+        # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · A_t   (A_t = G_t without a baseline)
+        gradient = np.tensordot(advantages, grad_log_pi, axes=1)
         # ── the policy-gradient step happens here: θ ← θ + α·∇J(θ) ──
         self.theta += self.alpha * gradient
         return gradient
 
     def state_dict(self):
-        """{"weights": {"theta": tensor}, "train_state": {}} for a checkpoint."""
-        return {"weights": {"theta": torch.from_numpy(self.theta.copy())}, "train_state": {}}
+        """{"weights": {"theta": tensor[, "baseline_w": tensor]}, "train_state": {}}."""
+        weights = {"theta": torch.from_numpy(self.theta.copy())}
+        if self.baseline is not None:
+            weights["baseline_w"] = torch.from_numpy(self.baseline.w.copy())
+        return {"weights": weights, "train_state": {}}
 
 
 # With n actions the logistic policy generalises to a softmax over one linear score per action,
@@ -924,10 +971,17 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     return recorder
 
 
-def make_pg_policy(theta, cfg, seed):
-    """LogisticPolicy for a θ of shape (n_features,) (2 actions), else SoftmaxPolicy."""
-    policy_class = LogisticPolicy if np.ndim(theta) == 1 else SoftmaxPolicy
-    return policy_class(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns)
+def make_pg_policy(weights, cfg, seed):
+    """LogisticPolicy for a θ of shape (n_features,) (2 actions), else SoftmaxPolicy; with a
+    LinearBaseline if cfg.baseline. `weights`: {"theta": array[, "baseline_w": array]}."""
+    theta = np.asarray(weights["theta"], dtype=np.float64)
+    baseline = None
+    if cfg.baseline:
+        baseline = LinearBaseline(theta.shape[0], cfg.baseline_lr)
+        if "baseline_w" in weights:
+            baseline.w = np.asarray(weights["baseline_w"], dtype=np.float64)
+    policy_class = LogisticPolicy if theta.ndim == 1 else SoftmaxPolicy
+    return policy_class(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns, baseline)
 
 
 def train_pg(cfg, out_dir, resume_from=None):
@@ -939,9 +993,9 @@ def train_pg(cfg, out_dir, resume_from=None):
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
     n_actions = int(env.action_space.n)
     theta_shape = (n_features,) if n_actions == 2 else (n_features, n_actions)
-    theta = (resume_from["weights"]["theta"].numpy() if resume_from
-             else np.random.default_rng(seed).normal(0, 0.1, theta_shape))
-    policy = make_pg_policy(theta, cfg, seed)
+    weights = ({k: v.numpy() for k, v in resume_from["weights"].items()} if resume_from
+               else {"theta": np.random.default_rng(seed).normal(0, 0.1, theta_shape)})
+    policy = make_pg_policy(weights, cfg, seed)
     recorder = RunRecorder(out_dir, "pg", cfg, env, policy.state_dict, resume_from)
     print(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
           f"{n_actions} actions, writing to {out_dir}", flush=True)
@@ -961,9 +1015,14 @@ def train_pg(cfg, out_dir, resume_from=None):
                 rewards.append(reward)
                 env_steps += 1
             # REINFORCE needs the whole episode: the return G_t sums every reward after t.
-            # A truncated episode's unseen future rewards count as 0 — a small bias on CartPole,
-            # where truncation happens only at 500 steps, when the pole is already balanced.
-            policy.update(np.array(rewards), np.array(features), np.array(actions))
+            # After a real terminal nothing more comes (G = 0). After a time limit (truncated,
+            # CartPole-v1 at 500 steps) the game could have gone on: without an estimate, the
+            # last steps of a perfect episode would look like bad ones. The baseline's V(s_T)
+            # supplies that estimate.
+            last_value = 0.0
+            if truncated and policy.baseline is not None:
+                last_value = policy.baseline.values(pg_features(obs))
+            policy.update(np.array(rewards), np.array(features), np.array(actions), last_value)
             recorder.end_game(sum(rewards), env_steps)
             obs, _ = env.reset()
             recorder.maybe_log(env_steps, f"episode {episode} | ")
@@ -1093,7 +1152,7 @@ def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
         agent = Agent(state_size, checkpoint["n_actions"], seed, cfg)
         agent.qnetwork_local.load_state_dict(checkpoint["weights"])
         return lambda obs: agent.act(obs, eps)
-    policy = make_pg_policy(checkpoint["weights"]["theta"].numpy(), cfg, seed)
+    policy = make_pg_policy({k: v.numpy() for k, v in checkpoint["weights"].items()}, cfg, seed)
     return lambda obs: policy.act(pg_features(obs))[0]
 
 
