@@ -810,19 +810,22 @@ class RunRecorder:
         self.exit_code = 0               # 130/143 after a signal
         self.keep_last_checkpoint = False  # True after a failure that made the weights unusable
         self.history_path = self.out_dir / "history.csv"
-        self.scores, previous_seconds = [], 0.0
+        rows = []
         if resume_from is not None:
-            rows = read_history(self.history_path)
-            self.scores = [float(row["score"]) for row in rows]
-            previous_seconds = float(rows[-1]["seconds"]) if rows else 0.0
+            # Keep the games the checkpoint knows of: after a hard kill, history.csv may hold
+            # games played after the last checkpoint, which the resumed run plays anew.
+            rows = read_history(self.history_path)[:resume_from["progress"]["games"]]
+        self.scores = [float(row["score"]) for row in rows]
+        previous_seconds = float(rows[-1]["seconds"]) if rows else 0.0
         self.start = time.time() - previous_seconds  # `seconds` continues across a resume
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
         self.last_log, self.last_log_step = time.time(), self.env_step
         self.deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        self._file = open(self.history_path, "a" if resume_from else "w", newline="")
+        self._file = open(self.history_path, "w", newline="")
         self._writer = csv.writer(self._file)
-        if resume_from is None:
-            self._writer.writerow(["episode", "env_step", "score", "seconds"])
+        self._writer.writerow(["episode", "env_step", "score", "seconds"])
+        self._writer.writerows([row[k] for k in ("episode", "env_step", "score", "seconds")]
+                               for row in rows)
 
     @property
     def games(self):

@@ -521,6 +521,20 @@ def test_resume_continues_the_step_count_and_appends_history(tmp_path):
     assert int(rows[games_before]["env_step"]) > 1500
 
 
+def test_resume_after_a_hard_kill_drops_games_the_checkpoint_never_saw(tmp_path):
+    assert rl.main(["--algo", "pg", "--episodes", "10", "--save-every", "5",
+                    "--out", str(tmp_path), "--no-gif-at-end"]) == 0
+    checkpoint_games = rl.load_checkpoint(tmp_path)["progress"]["games"]
+    with open(tmp_path / "history.csv", "a") as history:   # games played after the last save
+        history.write("11,999999,1.0,9.9\n12,999999,1.0,9.9\n")
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "15"]) == 0
+    rows = read_history(tmp_path)
+    assert checkpoint_games == 10 and len(rows) == 15
+    assert [int(r["episode"]) for r in rows] == list(range(1, 16))
+    steps = [int(r["env_step"]) for r in rows]
+    assert steps == sorted(steps) and max(steps) < 999999
+
+
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert rl.main(["--algo", "pg", "--episodes", "3", "--out", str(tmp_path)]) == 0
     before = rl.load_checkpoint(tmp_path)["weights"]["theta"]
