@@ -308,8 +308,10 @@ def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None):
         else:
             env = gym.make(env_id, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as error:
-        hint = ' (pip install "gymnasium[box2d]")' if "box2d" in str(error).lower() else ""
-        raise ValueError(f"{env_id} needs an optional package{hint}: {error}") from None
+        if "box2d" in str(error).lower() or "box2d" in str(gym.spec(env_id).entry_point):
+            # Box2D's prebuilt wheel installs anywhere; gymnasium[box2d] needs swig to build.
+            raise ValueError(f"{env_id} needs Box2D: pip install box2d pygame") from None
+        raise ValueError(f"{env_id} needs an optional package: {error}") from None
     except gym.error.Error:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
