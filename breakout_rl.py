@@ -1435,6 +1435,10 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C outside training (evaluating, plotting): nothing to save
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except StopTraining as stop:  # a second signal while the first one's save was under way
+        print(f"{parser.prog}: {stop} while saving; model.pt is the last complete checkpoint",
+              file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":
