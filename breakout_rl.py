@@ -112,14 +112,18 @@ class DQNConfig(CommonConfig):
     total_steps: int = option(4_000_000, "training budget in agent steps (one step = 4 frames on "
                                          "Atari); Nature DQN: 50M")
     buffer_size: int = option(1_000_000, "replay buffer capacity in transitions (Nature DQN: 1M)")
-    batch_size: int = option(32, "transitions per gradient step (Nature DQN: 32)")
+    batch_size: int = option(64, "transitions per gradient step (Nature DQN: 32; see "
+                                 "--train-every)")
     lr: float = option(1e-4, "Adam learning rate (Nature DQN: RMSProp 2.5e-4; Adam at 1e-4 "
                                 "is the common modern choice and is stable here)")
     gamma: float = option(0.99, "discount factor γ (Nature DQN: 0.99)")
     learning_starts: int = option(20_000, "steps of experience collected before the first "
                                           "gradient step (Nature DQN: 50k; RAM states are "
                                           "simpler than pixels, so we start sooner)")
-    train_every: int = option(4, "agent steps between gradient steps (Nature DQN: 4)")
+    train_every: int = option(8, "agent steps between gradient steps (Nature DQN: 4 with "
+                                 "batch 32; 8 with batch 64 replays as many transitions per "
+                                 "step with half the gradient steps: ~25%% more steps/s on a "
+                                 "CPU and, measured, the same score per minute)")
     target_update_every: int = option(1000, "agent steps between hard target-network copies "
                                             "(Nature DQN: 10k; faster copies let a small MLP "
                                             "learn sooner); ignored when --tau > 0")

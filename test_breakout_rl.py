@@ -554,7 +554,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
     def learn_then_diverge(self, experiences, gamma):
         loss = real_learn(self, experiences, gamma)
-        return float("nan") if self.learn_steps > 200 else loss
+        return float("nan") if self.learn_steps > 100 else loss
     monkeypatch.setattr(rl.Agent, "learn", learn_then_diverge)
     assert rl.main(tiny_dqn_args(tmp_path, "--save-every", "1")) == 1
     err = capsys.readouterr().err
