@@ -1360,6 +1360,7 @@ def default_out_dir(algo, env_id, seed):
 
 def run_tool(args):
     """--eval, --plot or --benchmark-env; returns the exit status."""
+    torch.set_num_threads(args.threads or CommonConfig.threads)
     if args.eval:
         scores = evaluate(args.eval, args.episodes or 10, args.eval_eps, gif_path=args.gif,
                           env_id=args.env_id)
