@@ -300,20 +300,21 @@ def test_probs_sum_to_one_and_stay_finite_for_large_logits():
         assert np.all((probs >= 0) & (probs <= 1))
 
 
-def test_grad_log_p_matches_finite_differences():
+@pytest.mark.parametrize("policy_class, theta_shape", [(rl.LogisticPolicy, (5,)),
+                                                       (rl.SoftmaxPolicy, (5, 3))])
+def test_grad_log_p_matches_finite_differences(policy_class, theta_shape):
     rng = np.random.default_rng(0)
-    theta, x = rng.normal(size=5), rng.normal(size=5)
-    policy = rl.LogisticPolicy(theta, 0.1, 0.99)
-    analytic = policy.grad_log_p(x)
+    theta, x = rng.normal(size=theta_shape), rng.normal(size=5)
+    analytic = policy_class(theta, 0.1, 0.99).grad_log_p(x)
     h = 1e-6
-    for action in (0, 1):
-        numeric = np.zeros(5)
-        for i in range(5):
-            step = np.zeros(5)
-            step[i] = h
-            plus = rl.LogisticPolicy(theta + step, 0.1, 0.99).probs(x)[action]
-            minus = rl.LogisticPolicy(theta - step, 0.1, 0.99).probs(x)[action]
-            numeric[i] = (np.log(plus) - np.log(minus)) / (2 * h)
+    for action in range(len(analytic)):
+        numeric = np.zeros_like(theta)
+        for index in np.ndindex(*theta.shape):
+            step = np.zeros_like(theta)
+            step[index] = h
+            plus = policy_class(theta + step, 0.1, 0.99).probs(x)[action]
+            minus = policy_class(theta - step, 0.1, 0.99).probs(x)[action]
+            numeric[index] = (np.log(plus) - np.log(minus)) / (2 * h)
         np.testing.assert_allclose(analytic[action], numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -368,22 +369,6 @@ def test_softmax_probs_sum_to_one_and_stay_finite_for_large_logits():
         probs = policy.probs(x)
         assert probs.shape == (3,) and np.all(np.isfinite(probs))
         assert probs.sum() == pytest.approx(1.0)
-
-
-def test_softmax_grad_log_p_matches_finite_differences():
-    rng = np.random.default_rng(1)
-    theta, x = rng.normal(size=(4, 3)), rng.normal(size=4)
-    analytic = rl.SoftmaxPolicy(theta, 0.1, 0.99).grad_log_p(x)
-    h = 1e-6
-    for action in range(3):
-        numeric = np.zeros_like(theta)
-        for index in np.ndindex(*theta.shape):
-            step = np.zeros_like(theta)
-            step[index] = h
-            plus = rl.SoftmaxPolicy(theta + step, 0.1, 0.99).probs(x)[action]
-            minus = rl.SoftmaxPolicy(theta - step, 0.1, 0.99).probs(x)[action]
-            numeric[index] = (np.log(plus) - np.log(minus)) / (2 * h)
-        np.testing.assert_allclose(analytic[action], numeric, rtol=1e-5, atol=1e-8)
 
 
 def test_softmax_with_two_actions_is_the_logistic_policy():
