@@ -193,8 +193,7 @@ def validate_config(cfg):
     else:
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
                    (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
-                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got "
-                                         f"{cfg.baseline_lr}")]
+                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
