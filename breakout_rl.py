@@ -925,6 +925,13 @@ def check_buffer_fits(buffer_size, observation_space):
                          f"{total / 2**30:.1f} GiB (lower --buffer-size)")
 
 
+def resume_point(cfg, resume_from):
+    """(games already played, seed for this invocation). A resumed run is seeded with
+    cfg.seed + games played, so it draws fresh random numbers instead of replaying its start."""
+    games_done = resume_from["progress"]["games"] if resume_from else 0
+    return games_done, cfg.seed + games_done
+
+
 def train_dqn(cfg, out_dir, device, resume_from=None):
     """Train a DQN Agent as `cfg` says (continuing `resume_from` if given); returns the recorder.
 
@@ -933,8 +940,7 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     """
     env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
     check_buffer_fits(cfg.buffer_size, env.observation_space)
-    games_done = resume_from["progress"]["games"] if resume_from else 0
-    seed = cfg.seed + games_done  # a resumed run draws fresh random numbers, not a replay
+    games_done, seed = resume_point(cfg, resume_from)
     state_size = int(np.prod(env.observation_space.shape))
     obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
     agent = Agent(state_size, env.action_space.n, seed, cfg, device, obs_scale)
@@ -981,7 +987,8 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
 
 def make_pg_policy(weights, cfg, seed):
     """LogisticPolicy for a θ of shape (n_features,) (2 actions), else SoftmaxPolicy; with a
-    LinearBaseline if cfg.baseline. `weights`: {"theta": array[, "baseline_w": array]}."""
+    LinearBaseline if cfg.baseline. `weights`: {"theta": θ[, "baseline_w": w]}, numpy arrays
+    or CPU tensors (as a checkpoint stores them)."""
     theta = np.asarray(weights["theta"], dtype=np.float64)
     baseline = None
     if cfg.baseline:
@@ -996,12 +1003,11 @@ def train_pg(cfg, out_dir, resume_from=None):
     """Train a LogisticPolicy (2 actions) or a SoftmaxPolicy (more) with REINFORCE, continuing
     `resume_from` if given; returns the recorder."""
     env = make_env(cfg.env_id)
-    games_done = resume_from["progress"]["games"] if resume_from else 0
-    seed = cfg.seed + games_done  # a resumed run draws fresh random numbers, not a replay
+    games_done, seed = resume_point(cfg, resume_from)
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
     n_actions = int(env.action_space.n)
     theta_shape = (n_features,) if n_actions == 2 else (n_features, n_actions)
-    weights = ({k: v.numpy() for k, v in resume_from["weights"].items()} if resume_from
+    weights = (resume_from["weights"] if resume_from
                else {"theta": np.random.default_rng(seed).normal(0, 0.1, theta_shape)})
     policy = make_pg_policy(weights, cfg, seed)
     recorder = RunRecorder(out_dir, "pg", cfg, env, policy.state_dict, resume_from)
@@ -1160,7 +1166,7 @@ def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
         agent = Agent(state_size, checkpoint["n_actions"], seed, cfg)
         agent.qnetwork_local.load_state_dict(checkpoint["weights"])
         return lambda obs: agent.act(obs, eps)
-    policy = make_pg_policy({k: v.numpy() for k, v in checkpoint["weights"].items()}, cfg, seed)
+    policy = make_pg_policy(checkpoint["weights"], cfg, seed)
     return lambda obs: policy.act(pg_features(obs))[0]
 
 
@@ -1321,8 +1327,9 @@ def config_from_args(args, algo, base=None):
     config_class = ALGOS[algo]
     own = {f.name for f in dataclasses.fields(config_class)}
     values = dataclasses.asdict(base) if base else {}
+    flags = config_flags()
     for name, value in vars(args).items():
-        if value is None or name not in config_flags():
+        if value is None or name not in flags:
             continue
         if name not in own:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo {algo}")
