@@ -102,6 +102,9 @@ class CommonConfig:
                                      "(0 = no limit; the step/episode budget still applies)")
     save_every: int = option(50, "save model.pt every this many games (0 = only at the end)")
     gif_at_end: bool = option(True, "after training, play one game and write it to agent.gif")
+    stop_when_solved: bool = option(False, "stop once the 100-game mean reaches the env's "
+                                           "'solved' threshold (CartPole-v1 475, "
+                                           "LunarLander-v3 200; Breakout has none)")
 
 
 @dataclass
@@ -109,6 +112,9 @@ class DQNConfig(CommonConfig):
     """DQN hyperparameters. The defaults are tuned for Breakout from RAM on a 2-core CPU."""
 
     env_id: str = option("ALE/Breakout-v5", "Gymnasium environment id")
+    obs: str = option("ram", "Atari observation: ram (128 bytes → MLP) or pixels (84×84 "
+                             "grayscale screens, 4 stacked → Nature-DQN conv net)",
+                      choices=("ram", "pixels"))
     total_steps: int = option(4_000_000, "training budget in agent steps (one step = 4 frames on "
                                          "Atari); Nature DQN: 50M")
     buffer_size: int = option(1_000_000, "replay buffer capacity in transitions (Nature DQN: 1M)")
@@ -161,9 +167,59 @@ class PGConfig(CommonConfig):
     baseline_lr: float = option(0.01, "step size β of the baseline's least-squares fit")
     normalize_returns: bool = option(False, "standardise each episode's returns (or "
                                             "advantages) to mean 0, std 1")
+    normalize_obs: bool = option(False, "standardise each feature with running mean and std "
+                                        "(FeatureScaler)")
+    entropy_coef: float = option(0.0, "weight β of the entropy bonus β·Σ_t H(π(·|s_t)) added to "
+                                      "J(θ): keeps the policy from becoming deterministic "
+                                      "before it has learned (0 = off)")
+    clip_rewards: bool = option(False, "learn from sign(reward) (scores stay raw)")
+    life_loss_ends_return: bool = option(False, "Atari: a lost life ends the discounted return "
+                                                "(G = 0 after it), as a game over would")
+    life_loss_reward: float = option(0.0, "Atari: reward added for learning at a lost life, e.g. "
+                                          "-1 (Pong scores −1 for a miss; Breakout gives "
+                                          "nothing); scores stay raw")
 
 
 ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
+
+# Per-environment defaults. The dataclass defaults above suit DQN on Breakout's RAM and REINFORCE
+# on CartPole; other problems want other values. A run starts from the dataclass, applies the row
+# for its algorithm and environment ("atari" covers every ALE game; "atari pixels" with
+# --obs pixels), then the flags given on the command line, and prints what the row changed.
+ENV_DEFAULTS = {
+    # CartPole: 4 floats, reward +1 per step up to 500. Small and fast: a small buffer keeps only
+    # recent play, so a net that forgets is retrained on its own mistakes quickly.
+    ("dqn", "CartPole-v1"): dict(
+        total_steps=200_000, buffer_size=50_000, batch_size=64, lr=5e-4, learning_starts=1_000,
+        train_every=1, target_update_every=500, eps_decay_steps=10_000, eps_end=0.01,
+        hidden_sizes=(128, 128), clip_rewards=False),
+    # LunarLander: 8 floats, shaped rewards from −100 (crash) to +100 (landing) plus fuel costs;
+    # clipping them to ±1 would erase the difference between a crash and a scrape.
+    ("dqn", "LunarLander-v3"): dict(
+        total_steps=500_000, buffer_size=100_000, batch_size=128, lr=5e-4,
+        learning_starts=10_000, train_every=4, target_update_every=1_000,
+        eps_decay_steps=50_000, eps_end=0.05, clip_rewards=False),
+    # Pixels: a conv net costs ~40 ms per gradient step on one CPU core, so we take one every 8
+    # agent steps (Nature DQN: every 4) to make 500k steps fit in under an hour.
+    ("dqn", "atari pixels"): dict(
+        total_steps=500_000, batch_size=32, train_every=8, target_update_every=2_000),
+    # REINFORCE on Atari: a linear policy on 128 standardised RAM bytes. Each lost life is
+    # scored −1 for learning and ends the return (credit for a miss goes to the steps just
+    # before it); the entropy bonus keeps all four actions in play while it learns to track.
+    ("pg", "atari"): dict(
+        episodes=100_000, alpha=1e-3, normalize_obs=True, normalize_returns=True,
+        entropy_coef=0.1, clip_rewards=True, life_loss_ends_return=True, life_loss_reward=-1.0),
+}
+
+
+def env_defaults(algo, env_id, obs="ram"):
+    """The ENV_DEFAULTS row for this algorithm and environment ({} if none, or the id is unknown:
+    make_env reports that)."""
+    try:
+        key = ("atari pixels" if obs == "pixels" else "atari") if is_atari(env_id) else env_id
+    except gym.error.Error:
+        return {}
+    return ENV_DEFAULTS.get((algo, key), {})
 
 
 def validate_config(cfg):
@@ -193,7 +249,8 @@ def validate_config(cfg):
     else:
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
                    (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
-                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}")]
+                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}"),
+                   (cfg.entropy_coef >= 0, f"--entropy-coef must be ≥ 0, got {cfg.entropy_coef}")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
@@ -289,6 +346,45 @@ class AtariLives(gym.Wrapper):
         return obs, info
 
 
+# Pixels (--obs pixels, the Nature-DQN input): ALE renders a 210×160 grayscale screen; we shrink
+# it to 84×84 and stack the last 4, so that one observation shows where the ball is going, not
+# only where it is. Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one
+# of our packages; an area-averaging resize is two small matrix products in numpy (ResizeFrame).
+# Gymnasium's own FrameStackObservation does the stacking. Nature DQN also takes the max of the
+# last two frames, because some games draw sprites only every other frame; Breakout draws the ball
+# and paddle on every frame, so we skip that.
+
+
+def area_resize_matrix(source, target):
+    """(target, source) matrix whose rows average the source pixels each target pixel covers
+    (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
+    edges = np.linspace(0.0, source, target + 1)
+    matrix = np.zeros((target, source), dtype=np.float32)
+    for row, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        for pixel in range(int(low), int(np.ceil(high))):
+            matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+class ResizeFrame(gym.ObservationWrapper):
+    """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
+    small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
+
+    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
+    every frame, which measured 3× slower per env step here."""
+
+    def __init__(self, env, size=84):
+        super().__init__(env)
+        height, width = env.observation_space.shape
+        self.rows = torch.from_numpy(area_resize_matrix(height, size))       # (size, H)
+        self.cols_t = torch.from_numpy(area_resize_matrix(width, size).T)    # (W, size)
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
+
+    def observation(self, frame):
+        small = self.rows @ torch.from_numpy(frame).to(torch.float32) @ self.cols_t
+        return small.round_().to(torch.uint8).numpy()  # (size, size)
+
+
 def is_atari(env_id):
     """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'.
 
@@ -297,17 +393,26 @@ def is_atari(env_id):
     return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
 
 
-def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None):
-    """Build an environment; Atari games read RAM, skip 4 frames and get the AtariLives wrapper.
+def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram"):
+    """Build an environment. Atari games skip 4 frames, get the AtariLives wrapper and read RAM
+    (obs="ram": 128 uint8) or the screen (obs="pixels": (4, 84, 84) uint8, the last 4 frames).
 
-    Raises ValueError with a one-line explanation for unknown ids, missing optional packages
-    and action spaces that are not discrete.
+    Raises ValueError with a one-line explanation for unknown ids, missing optional packages,
+    pixels asked of a non-Atari env, and action spaces that are not discrete.
     """
     try:
         if is_atari(env_id):
-            env = gym.make(env_id, obs_type="ram", frameskip=4,
-                           repeat_action_probability=sticky_actions, render_mode=render_mode)
+            env = gym.make(env_id, obs_type="grayscale" if obs == "pixels" else "ram",
+                           frameskip=4, repeat_action_probability=sticky_actions,
+                           render_mode=render_mode)
             env = AtariLives(env, noop_max=noop_max)
+            if obs == "pixels":
+                # padding_type="reset": a new game's first state is its first frame, 4 times.
+                env = gym.wrappers.FrameStackObservation(ResizeFrame(env, 84), 4,
+                                                         padding_type="reset")
+        elif obs == "pixels":
+            raise ValueError(f"--obs pixels needs an Atari env (e.g. ALE/Breakout-v5), "
+                             f"not {env_id}")
         else:
             env = gym.make(env_id, render_mode=render_mode)
     except gym.error.DependencyNotInstalled as error:
@@ -360,6 +465,47 @@ class QNetwork(nn.Module):
     def forward(self, state):
         """state: (batch, state_size), any dtype → Q-values (batch, action_size), float32."""
         return self.layers(state.to(torch.float32) * self.obs_scale)
+
+
+# On pixels (--obs pixels) the network is Nature DQN's: three convolutions find the paddle, ball
+# and bricks wherever they are on the screen, then two dense layers map those features to Q-values.
+
+
+class ConvQNetwork(nn.Module):
+    """Nature-DQN convolutional network: (batch, 4, 84, 84) uint8 frames → (batch, n_actions).
+
+    Args:
+        frames: stacked frames per observation (the input channels), 4 in Nature DQN.
+        action_size: number of discrete actions.
+        seed: seeds torch's global RNG so the initial weights are reproducible.
+    """
+
+    def __init__(self, frames, action_size, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.layers = nn.Sequential(
+            nn.Conv2d(frames, 32, kernel_size=8, stride=4), nn.ReLU(),  # (batch, 32, 20, 20)
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),      # (batch, 64, 9, 9)
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),      # (batch, 64, 7, 7)
+            nn.Flatten(),                                                # (batch, 3136)
+            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+            nn.Linear(512, action_size))
+        # pixels 0..255 → 0..1 on entry, saved with the weights like QNetwork's obs_scale
+        self.register_buffer("obs_scale", torch.tensor(1.0 / 255.0))
+        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, state):
+        """state: (batch, frames, 84, 84), any dtype → Q-values (batch, action_size), float32."""
+        return self.layers(state.to(torch.float32) * self.obs_scale)
+
+
+def make_qnetwork(obs_shape, action_size, seed, hidden_sizes, obs_scale):
+    """ConvQNetwork for stacked frames (obs_shape (frames, H, W)), else a QNetwork on the
+    flattened observation."""
+    if len(obs_shape) == 3:
+        return ConvQNetwork(obs_shape[0], action_size, seed)
+    return QNetwork(int(np.prod(obs_shape)), action_size, seed, hidden_sizes, obs_scale)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -430,6 +576,79 @@ class ReplayBuffer:
         return self.size
 
 
+# Pixels need a second trick. Consecutive states share 3 of their 4 frames, so storing a state and
+# a next state per transition keeps each frame 8 times: 1M transitions would take 56 GB. The
+# FrameStackReplayBuffer keeps every frame once, in the order they were seen, and rebuilds the
+# stacks when it samples: 1M transitions take 7 GB.
+
+
+class FrameStackReplayBuffer(ReplayBuffer):
+    """A ReplayBuffer for stacked frames, shape (k, H, W), that stores each frame once.
+
+    Frames go into one circular stream in the order they were seen. A transition remembers the
+    stream position e of its next state's newest frame; then state = stream[e−k .. e−1] and
+    next state = stream[e−k+1 .. e]. When a state does not continue the previous transition (a
+    new game), its k frames are written first. Same push/sample interface as ReplayBuffer.
+
+    The stream holds a little more than `buffer_size` frames (the extra k frames per game need
+    room); when it wraps onto frames that old transitions still use, those transitions are
+    dropped, so len() can stay a few percent below buffer_size.
+    """
+
+    def _allocate(self, state):
+        state = np.asarray(state)
+        self.k = state.shape[0]
+        self.stream_capacity = self.capacity + self.capacity // 20 + 2 * self.k
+        self.frames = np.zeros((self.stream_capacity, *state.shape[1:]), dtype=state.dtype)
+        self.frames_written = 0  # frames ever written; frame n lives at n % stream_capacity
+        self.next_frame = np.zeros(self.capacity, dtype=np.int64)  # e per transition
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.states = self.frames  # marks the buffer as allocated
+
+    def _write_frame(self, frame):
+        self.frames[self.frames_written % self.stream_capacity] = frame
+        self.frames_written += 1
+
+    def _stream_slots(self, newest, length):
+        """Stream slots of the `length` frames ending at frame number `newest` (int or (B,))."""
+        return (np.asarray(newest)[..., None] + np.arange(1 - length, 1)) % self.stream_capacity
+
+    def push(self, state, action, reward, next_state, done):
+        """Store one transition: only next_state's newest frame, plus all of `state` when it is
+        not the previous transition's next_state."""
+        if self.states is None:
+            self._allocate(state)
+        last = self.frames_written - 1
+        continues = self.size > 0 and np.array_equal(
+            self.frames[self._stream_slots(last, self.k)], state)
+        if not continues:
+            for frame in state:
+                self._write_frame(frame)
+        self._write_frame(next_state[-1])
+        i = self.position
+        self.next_frame[i] = self.frames_written - 1
+        self.actions[i], self.rewards[i], self.dones[i] = action, reward, done
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        # Drop the oldest transitions whose first frame the stream has overwritten.
+        while self.size and (self.frames_written - (self.next_frame[self.position - self.size]
+                                                    - self.k) > self.stream_capacity):
+            self.size -= 1
+
+    def sample(self):
+        """Uniform random batch, as ReplayBuffer.sample: states and next_states (B, k, H, W)."""
+        # the valid transitions are the newest `size`: slots position − size … position − 1
+        idx = (self.position - self.size + self.rng.integers(0, self.size, size=self.batch_size)
+               ) % self.capacity
+        # frames e−k … e for each transition: (B, k + 1, H, W), one fancy-indexing call
+        frames = self.frames[self._stream_slots(self.next_frame[idx], self.k + 1)]
+        return tuple(torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for array in
+                     (frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],
+                      self.dones[idx]))
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 6. Agent
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -445,7 +664,8 @@ class Agent:
     """A DQN agent: online and target QNetworks, a ReplayBuffer and an Adam optimizer.
 
     Args:
-        state_size: length of the flat observation.
+        state_size: length of the flat observation, or the observation's shape; a shape
+            (frames, H, W) gets ConvQNetworks and a FrameStackReplayBuffer.
         action_size: number of discrete actions.
         seed: seeds the networks' initial weights, the buffer and the ε-greedy RNG.
         config: a DQNConfig (defaults if None).
@@ -458,26 +678,30 @@ class Agent:
         self.action_size = action_size
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
+        obs_shape = tuple(int(n) for n in np.atleast_1d(state_size))
         hidden = tuple(self.config.hidden_sizes)
-        self.qnetwork_local = QNetwork(state_size, action_size, seed, hidden, obs_scale).to(device)
-        self.qnetwork_target = QNetwork(state_size, action_size, seed, hidden, obs_scale).to(device)
+        self.qnetwork_local = make_qnetwork(obs_shape, action_size, seed, hidden,
+                                            obs_scale).to(device)
+        self.qnetwork_target = make_qnetwork(obs_shape, action_size, seed, hidden,
+                                             obs_scale).to(device)
         self.hard_update(self.qnetwork_local, self.qnetwork_target)
         # fused=True runs Adam's whole update as one kernel: ~3× faster than the default here.
         self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=self.config.lr,
                                           fused=True)
-        self.memory = ReplayBuffer(action_size, self.config.buffer_size, self.config.batch_size,
+        buffer_class = FrameStackReplayBuffer if len(obs_shape) == 3 else ReplayBuffer
+        self.memory = buffer_class(action_size, self.config.buffer_size, self.config.batch_size,
                                    seed, self.device)
         self.t_step = 0        # agent steps seen by step()
         self.learn_steps = 0   # gradient steps taken
         self.last_loss = float("nan")
 
     def act(self, state, eps=0.0):
-        """ε-greedy action (int) for one observation `state` of shape (state_size,)."""
+        """ε-greedy action (int) for one observation `state` (shape (state_size,) or obs_shape)."""
         if self.rng.random() < eps:
             return int(self.rng.integers(self.action_size))
         # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
         with torch.no_grad():
-            state_t = torch.as_tensor(state, device=self.device).unsqueeze(0)  # (1, state_size)
+            state_t = torch.as_tensor(state, device=self.device).unsqueeze(0)  # (1, *obs_shape)
             q_values = self.qnetwork_local(state_t)                             # (1, n_actions)
         return int(q_values.argmax(dim=1).item())
 
@@ -616,14 +840,17 @@ class LogisticPolicy:
         seed: seeds the RNG that samples actions.
         normalize_returns: standardise each episode's returns (or advantages) before the update.
         baseline: a LinearBaseline to subtract from the returns, or None.
+        entropy_coef: weight β of the entropy bonus (0 = plain REINFORCE).
     """
 
-    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False, baseline=None):
+    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False, baseline=None,
+                 entropy_coef=0.0):
         self.theta = np.array(theta, dtype=np.float64)
         self.alpha = alpha
         self.gamma = gamma
         self.normalize_returns = normalize_returns
         self.baseline = baseline
+        self.entropy_coef = entropy_coef
         self.rng = np.random.default_rng(seed)
 
     def probs(self, x):
@@ -643,26 +870,41 @@ class LogisticPolicy:
         # ∇θ log π(0|x) = −x·σ(x·θ);   ∇θ log π(1|x) = x·(1 − σ(x·θ))
         return -x * p1, x * (1.0 - p1)
 
-    def discount_rewards(self, rewards, last_value=0.0):
+    def grad_entropy(self, x):
+        """∇θ H(π(·|x)) for features x (n_features,), shaped like theta.
+
+        H = −p·log p − (1 − p)·log(1 − p) with p = σ(z), z = x·θ. Since log(p / (1 − p)) = z,
+        dH/dp = −z, and dp/dz = p(1 − p), so ∇θ H = −x·z·p·(1 − p): zero at p = ½ (most
+        uncertain), pulling z back towards 0 as the policy grows sure of itself.
+        """
+        z = x @ self.theta
+        p1 = sigmoid(z)
+        return -x * z * p1 * (1.0 - p1)
+
+    def discount_rewards(self, rewards, last_value=0.0, ends=None):
         """Discounted returns G_t = r_t + γ·G_{t+1}, shape (T,).
 
         G after the last step is `last_value`: 0 at a real terminal, or an estimate of what was
-        left when a time limit cut the episode short.
+        left when a time limit cut the episode short. `ends` (bool, shape (T,), optional) marks
+        steps after which the return starts afresh (G_{t+1} = 0), e.g. a lost life in Breakout:
+        each life then gets credit only for its own points.
         """
         returns = np.zeros(len(rewards), dtype=np.float64)
         running = last_value
         for t in reversed(range(len(rewards))):
+            if ends is not None and ends[t]:
+                running = 0.0
             running = rewards[t] + self.gamma * running
             returns[t] = running
         return returns
 
-    def update(self, rewards, obs, actions, last_value=0.0):
+    def update(self, rewards, obs, actions, last_value=0.0, ends=None):
         """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,);
-        `last_value` as in discount_rewards.
+        `last_value` and `ends` as in discount_rewards.
 
         Returns the gradient estimate that was applied, shaped like theta.
         """
-        returns = self.discount_rewards(rewards, last_value)
+        returns = self.discount_rewards(rewards, last_value, ends)
         # Reward-to-go: G_t sums only the rewards *after* step t; an action cannot change what
         # came before it, so earlier rewards would add noise to its gradient and nothing else.
         advantages = returns
@@ -679,6 +921,10 @@ class LogisticPolicy:
         grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])
         # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · A_t   (A_t = G_t without a baseline)
         gradient = np.tensordot(advantages, grad_log_pi, axes=1)
+        if self.entropy_coef > 0:
+            # Entropy bonus: climb J(θ) + β·Σ_t H(π(·|s_t)). Without it one lucky episode can make
+            # the policy (nearly) deterministic, after which it never tries anything else.
+            gradient += self.entropy_coef * sum(self.grad_entropy(x) for x in obs)
         # ── the policy-gradient step happens here: θ ← θ + α·∇J(θ) ──
         self.theta += self.alpha * gradient
         return gradient
@@ -709,7 +955,7 @@ class SoftmaxPolicy(LogisticPolicy):
 
     Args:
         theta: initial parameters θ, shape (n_features, n_actions).
-        alpha, gamma, seed, normalize_returns: as for LogisticPolicy.
+        alpha, gamma, seed, normalize_returns, baseline, entropy_coef: as for LogisticPolicy.
     """
 
     def probs(self, x):
@@ -729,14 +975,77 @@ class SoftmaxPolicy(LogisticPolicy):
         # ∇θ log π(a|x) = x ⊗ (1[a] − π(·|x))
         return [np.outer(x, one_hot[a] - probs) for a in range(len(probs))]
 
+    def grad_entropy(self, x):
+        """∇θ H(π(·|x)) for features x (n_features,), shape (n_features, n_actions).
 
-def pg_features(obs):
-    """φ(s): the observation as float64 (uint8 RAM scaled to 0..1) with a constant 1 appended,
-    so the policy can learn a bias. Shape (obs_size + 1,)."""
+        H = −Σ_b π_b·log π_b. With z = x·θ, ∂H/∂z_a = −π_a·(log π_a + H), so
+        ∇θ H = x ⊗ (−π ⊙ (log π + H)). log π is computed as z − max z − log Σ exp(z − max z),
+        which stays finite where π itself underflows to 0.
+        """
+        logits = x @ self.theta
+        shifted = logits - logits.max()
+        log_probs = shifted - np.log(np.exp(shifted).sum())
+        probs = np.exp(log_probs)
+        entropy = -(probs * log_probs).sum()
+        return np.outer(x, -probs * (log_probs + entropy))
+
+
+def scaled_obs(obs):
+    """The observation as a flat float64 vector; uint8 (RAM bytes) scaled from 0..255 to 0..1."""
     x = np.asarray(obs, dtype=np.float64).ravel()
-    if np.asarray(obs).dtype == np.uint8:
-        x = x / 255.0
-    return np.append(x, 1.0)
+    return x / 255.0 if np.asarray(obs).dtype == np.uint8 else x
+
+
+class FeatureScaler:
+    """Standardises observations with running statistics: x̂ = clip((x − mean)/std, −5, 5).
+
+    One step size α serves every weight only if the features vary on similar scales. RAM bytes do
+    not: the ball's x sweeps a good part of 0..1 every second, while a byte of the score changes
+    a few times per game. Standardised, each feature moves about ±1, and linear policies learn
+    much faster (Mania et al. 2018 standardise the states of their linear policies the same
+    way). A byte that never changed has std 0 and maps to 0; rare jumps are clipped to ±5.
+
+    Args:
+        n: number of features.
+    """
+
+    def __init__(self, n):
+        self.count = 0
+        self.mean = np.zeros(n)
+        self.var = np.ones(n)
+
+    def update(self, batch):
+        """Merge the statistics of `batch` (T, n) into the running mean and variance (Chan et
+        al.'s parallel formula, exact for any split of the data into batches)."""
+        n, total = len(batch), self.count + len(batch)
+        delta = batch.mean(axis=0) - self.mean
+        self.var = (self.var * self.count + batch.var(axis=0) * n
+                    + delta ** 2 * self.count * n / total) / total
+        self.mean = self.mean + delta * n / total
+        self.count = total
+
+    def __call__(self, x):
+        """Standardised copy of x (n,) or (T, n)."""
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -5.0, 5.0)
+
+    def state_dict(self):
+        """{"obs_mean", "obs_var", "obs_count"} as CPU tensors, to store beside θ."""
+        return {"obs_mean": torch.from_numpy(self.mean.copy()),
+                "obs_var": torch.from_numpy(self.var.copy()),
+                "obs_count": torch.tensor(self.count)}
+
+    def load_state_dict(self, weights):
+        self.mean = np.asarray(weights["obs_mean"], dtype=np.float64)
+        self.var = np.asarray(weights["obs_var"], dtype=np.float64)
+        self.count = int(weights["obs_count"])
+
+
+def pg_features(obs, scaler=None):
+    """φ(s): the observation as float64 (uint8 RAM scaled to 0..1; standardised if a
+    FeatureScaler is given) with a constant 1 appended, so the policy can learn a bias.
+    Shape (obs_size + 1,)."""
+    x = scaled_obs(obs)
+    return np.append(scaler(x) if scaler is not None else x, 1.0)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -811,7 +1120,8 @@ class RunRecorder:
         self.algo, self.cfg, self.snapshot = algo, cfg, snapshot
         self.meta = {"env_id": env.spec.id, "obs_shape": list(env.observation_space.shape),
                      "n_actions": int(env.action_space.n)}
-        self.threshold = env.spec.reward_threshold
+        self.threshold = env.spec.reward_threshold  # "solved" (None where Gymnasium sets none)
+        self.solved_at = None                       # the game at which the mean first reached it
         self.exit_code = 0               # 130/143 after a signal
         self.keep_last_checkpoint = False  # True after a failure that made the weights unusable
         self.history_path = self.out_dir / "history.csv"
@@ -849,6 +1159,13 @@ class RunRecorder:
         self.env_step = env_step
         self._writer.writerow([self.games, env_step, score, f"{self.elapsed():.1f}"])
         self._file.flush()
+        # Gymnasium's convention: solved = a mean over 100 consecutive games of at least the
+        # env's reward_threshold. Said once; training goes on unless --stop-when-solved.
+        if (self.threshold is not None and self.solved_at is None and self.games >= 100
+                and self.mean100() >= self.threshold):
+            self.solved_at = self.games
+            print(f"solved: 100-game mean {self.mean100():.1f} ≥ {self.threshold:g} at game "
+                  f"{self.games}, step {env_step:,}, {self.elapsed() / 60:.1f} min", flush=True)
         if self.cfg.save_every and self.games % self.cfg.save_every == 0:
             self.save_checkpoint()
 
@@ -864,8 +1181,12 @@ class RunRecorder:
               f"{self.elapsed() / 60:5.1f} min", flush=True)
         self.last_log, self.last_log_step = now, env_step
 
-    def out_of_time(self):
-        """True (and says so) once this invocation has trained for --max-minutes."""
+    def should_stop(self):
+        """True (and says why) once this invocation has trained for --max-minutes, or the env is
+        solved and --stop-when-solved was given."""
+        if self.cfg.stop_when_solved and self.solved_at is not None:
+            print("--stop-when-solved: stopping", flush=True)
+            return True
         if time.time() < self.deadline:
             return False
         print(f"--max-minutes {self.cfg.max_minutes:g} reached", flush=True)
@@ -917,7 +1238,10 @@ def linear_schedule(start, end, duration, step):
 
 def check_buffer_fits(buffer_size, observation_space):
     """Raise ValueError if a replay buffer of observations would not fit in this machine's RAM."""
-    needed = 2 * buffer_size * observation_space.dtype.itemsize * np.prod(observation_space.shape)
+    shape = observation_space.shape
+    # a flat observation is stored twice (state, next state); stacked frames once (+ 5 %)
+    values = 2 * np.prod(shape) if len(shape) < 3 else 1.05 * np.prod(shape[1:])
+    needed = buffer_size * observation_space.dtype.itemsize * values
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > 0.8 * total:
         raise ValueError(f"--buffer-size {buffer_size:,} needs {needed / 2**30:.1f} GiB for "
@@ -938,12 +1262,11 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     A resumed run restores weights, target network, optimizer and counters (so ε continues on
     its schedule) but not the replay buffer, which refills for `learning_starts` steps first.
     """
-    env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
+    env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
     check_buffer_fits(cfg.buffer_size, env.observation_space)
     games_done, seed = resume_point(cfg, resume_from)
-    state_size = int(np.prod(env.observation_space.shape))
     obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
-    agent = Agent(state_size, env.action_space.n, seed, cfg, device, obs_scale)
+    agent = Agent(env.observation_space.shape, env.action_space.n, seed, cfg, device, obs_scale)
     if resume_from:
         agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
     recorder = RunRecorder(out_dir, "dqn", cfg, env, agent.state_dict, resume_from)
@@ -972,7 +1295,7 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
                 score = 0.0
                 obs, _ = env.reset()
             recorder.maybe_log(step, f"ε {eps:.3f} | loss {agent.last_loss:.4f} | ")
-            if recorder.out_of_time():
+            if recorder.should_stop():
                 break
     except StopTraining as stop:
         recorder.stopped_by(stop)
@@ -986,17 +1309,25 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
 
 
 def make_pg_policy(weights, cfg, seed):
-    """LogisticPolicy for a θ of shape (n_features,) (2 actions), else SoftmaxPolicy; with a
-    LinearBaseline if cfg.baseline. `weights`: {"theta": θ[, "baseline_w": w]}, numpy arrays
-    or CPU tensors (as a checkpoint stores them)."""
+    """(policy, scaler): a LogisticPolicy for a θ of shape (n_features,) (2 actions), else a
+    SoftmaxPolicy, with a LinearBaseline if cfg.baseline; a FeatureScaler if cfg.normalize_obs,
+    else None. `weights`: {"theta": θ[, "baseline_w": w][, "obs_mean", "obs_var", "obs_count"]},
+    numpy arrays or CPU tensors (as a checkpoint stores them)."""
     theta = np.asarray(weights["theta"], dtype=np.float64)
+    scaler = None
+    if cfg.normalize_obs:
+        scaler = FeatureScaler(theta.shape[0] - 1)  # every feature but the bias
+        if "obs_mean" in weights:
+            scaler.load_state_dict(weights)
     baseline = None
     if cfg.baseline:
         baseline = LinearBaseline(theta.shape[0], cfg.baseline_lr)
         if "baseline_w" in weights:
             baseline.w = np.asarray(weights["baseline_w"], dtype=np.float64)
     policy_class = LogisticPolicy if theta.ndim == 1 else SoftmaxPolicy
-    return policy_class(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns, baseline)
+    policy = policy_class(theta, cfg.alpha, cfg.gamma, seed, cfg.normalize_returns, baseline,
+                          cfg.entropy_coef)
+    return policy, scaler
 
 
 def train_pg(cfg, out_dir, resume_from=None):
@@ -1007,10 +1338,18 @@ def train_pg(cfg, out_dir, resume_from=None):
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
     n_actions = int(env.action_space.n)
     theta_shape = (n_features,) if n_actions == 2 else (n_features, n_actions)
-    weights = (resume_from["weights"] if resume_from
-               else {"theta": np.random.default_rng(seed).normal(0, 0.1, theta_shape)})
-    policy = make_pg_policy(weights, cfg, seed)
-    recorder = RunRecorder(out_dir, "pg", cfg, env, policy.state_dict, resume_from)
+    # θ = 0 starts from the uniform policy: every action equally likely in every state. (Random
+    # weights on 128 RAM bytes would start from a policy that already favours some action.)
+    weights = resume_from["weights"] if resume_from else {"theta": np.zeros(theta_shape)}
+    policy, scaler = make_pg_policy(weights, cfg, seed)
+
+    def snapshot():
+        state = policy.state_dict()
+        if scaler is not None:
+            state["weights"].update(scaler.state_dict())
+        return state
+
+    recorder = RunRecorder(out_dir, "pg", cfg, env, snapshot, resume_from)
     print(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
           f"{n_actions} actions, writing to {out_dir}", flush=True)
     env.action_space.seed(seed)
@@ -1018,15 +1357,21 @@ def train_pg(cfg, out_dir, resume_from=None):
     env_steps = recorder.env_step
     try:
         for episode in range(games_done + 1, cfg.episodes + 1):
-            features, actions, rewards = [], [], []
+            features, actions, rewards, ends, seen = [], [], [], [], []
             terminated = truncated = False
+            score = 0.0
             while not (terminated or truncated):
-                x = pg_features(obs)
+                x = pg_features(obs, scaler)
                 action, _ = policy.act(x)
-                obs, reward, terminated, truncated, _ = env_step(env, action)
+                seen.append(obs)
+                obs, reward, terminated, truncated, info = env_step(env, action)
                 features.append(x)
                 actions.append(action)
-                rewards.append(reward)
+                life_lost = info.get("life_lost", False)
+                learn_reward = np.sign(reward) if cfg.clip_rewards else reward
+                rewards.append(learn_reward + cfg.life_loss_reward * life_lost)
+                ends.append(cfg.life_loss_ends_return and life_lost)
+                score += reward
                 env_steps += 1
             # REINFORCE needs the whole episode: the return G_t sums every reward after t.
             # After a real terminal nothing more comes (G = 0). After a time limit (truncated,
@@ -1035,12 +1380,15 @@ def train_pg(cfg, out_dir, resume_from=None):
             # supplies that estimate.
             last_value = 0.0
             if truncated and policy.baseline is not None:
-                last_value = policy.baseline.values(pg_features(obs))
-            policy.update(np.array(rewards), np.array(features), np.array(actions), last_value)
-            recorder.end_game(sum(rewards), env_steps)
+                last_value = policy.baseline.values(pg_features(obs, scaler))
+            policy.update(np.array(rewards), np.array(features), np.array(actions), last_value,
+                          np.array(ends))
+            if scaler is not None:  # after the update, so θ learned from the features it saw
+                scaler.update(np.array([scaled_obs(o) for o in seen]))
+            recorder.end_game(score, env_steps)
             obs, _ = env.reset()
             recorder.maybe_log(env_steps, f"episode {episode} | ")
-            if recorder.out_of_time():
+            if recorder.should_stop():
                 break
     except StopTraining as stop:
         recorder.stopped_by(stop)
@@ -1162,12 +1510,11 @@ def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
     """Rebuild a function obs → action from a checkpoint (ε-greedy DQN, or a sampled PG)."""
     cfg = checkpoint["config"]
     if checkpoint["algo"] == "dqn":
-        state_size = int(np.prod(checkpoint["obs_shape"]))
-        agent = Agent(state_size, checkpoint["n_actions"], seed, cfg)
+        agent = Agent(tuple(checkpoint["obs_shape"]), checkpoint["n_actions"], seed, cfg)
         agent.qnetwork_local.load_state_dict(checkpoint["weights"])
         return lambda obs: agent.act(obs, eps)
-    policy = make_pg_policy(checkpoint["weights"], cfg, seed)
-    return lambda obs: policy.act(pg_features(obs))[0]
+    policy, scaler = make_pg_policy(checkpoint["weights"], cfg, seed)
+    return lambda obs: policy.act(pg_features(obs, scaler))[0]
 
 
 def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_path=None,
@@ -1181,7 +1528,7 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
     checkpoint = load_checkpoint(checkpoint_path)
     cfg, env_id = checkpoint["config"], env_id or checkpoint["env_id"]
     env = make_env(env_id, getattr(cfg, "noop_max", 30), getattr(cfg, "sticky_actions", 0.0),
-                   render_mode="rgb_array" if gif_path else None)
+                   render_mode="rgb_array" if gif_path else None, obs=getattr(cfg, "obs", "ram"))
     if list(env.observation_space.shape) != list(checkpoint["obs_shape"]):
         env.close()
         raise ValueError(f"the checkpoint expects observations of shape {checkpoint['obs_shape']}"
@@ -1326,7 +1673,7 @@ def config_from_args(args, algo, base=None):
     refuse flags that belong to the other algorithm."""
     config_class = ALGOS[algo]
     own = {f.name for f in dataclasses.fields(config_class)}
-    values = dataclasses.asdict(base) if base else {}
+    values = dataclasses.asdict(base) if base else dict(env_defaults_applied(args, algo))
     flags = config_flags()
     for name, value in vars(args).items():
         if value is None or name not in flags:
@@ -1337,6 +1684,14 @@ def config_from_args(args, algo, base=None):
     cfg = config_class(**values)
     validate_config(cfg)
     return cfg
+
+
+def env_defaults_applied(args, algo):
+    """The per-environment defaults that apply to this command line: its env's ENV_DEFAULTS row
+    without the fields given as flags."""
+    env_id = args.env_id or ALGOS[algo].env_id
+    row = env_defaults(algo, env_id, getattr(args, "obs", None) or "ram")
+    return {name: value for name, value in row.items() if getattr(args, name, None) is None}
 
 
 def prepare_out_dir(out_dir):
@@ -1404,6 +1759,10 @@ def train(args):
     else:
         algo = args.algo or "dqn"
         cfg = config_from_args(args, algo)
+        applied = env_defaults_applied(args, algo)
+        if applied:
+            print(f"defaults for {cfg.env_id}: " +
+                  ", ".join(f"{name}={value}" for name, value in applied.items()), flush=True)
         out_dir = Path(cfg.out) if cfg.out else default_out_dir(algo, cfg.env_id, cfg.seed)
         prepare_out_dir(out_dir)
     device = pick_device(cfg.device)

@@ -45,6 +45,28 @@ def test_config_from_args_uses_the_dataclass_defaults():
     assert cfg.seed == 3 and cfg.env_id == "CartPole-v1" and cfg.alpha == rl.PGConfig().alpha
 
 
+def test_env_defaults_apply_unless_the_flag_is_given():
+    parse = rl.build_parser().parse_args
+    cartpole = rl.config_from_args(parse(["--algo", "dqn", "--env", "CartPole-v1"]), "dqn")
+    assert cartpole.clip_rewards is False
+    assert cartpole.total_steps == rl.ENV_DEFAULTS["dqn", "CartPole-v1"]["total_steps"]
+    given = rl.config_from_args(parse(["--algo", "dqn", "--env", "CartPole-v1",
+                                       "--total-steps", "123", "--clip-rewards"]), "dqn")
+    assert given.total_steps == 123 and given.clip_rewards is True
+    # Breakout from RAM uses the dataclass defaults; other Atari games share Breakout's rows
+    assert rl.config_from_args(parse(["--algo", "dqn"]), "dqn") == rl.DQNConfig()
+    assert rl.env_defaults("dqn", "ALE/Pong-v5", "pixels") == rl.ENV_DEFAULTS["dqn",
+                                                                                "atari pixels"]
+    assert rl.env_defaults("dqn", "NoSuchEnv-v0") == {}
+
+
+def test_main_prints_the_env_defaults_it_applied(tmp_path, capsys):
+    assert rl.main(["--algo", "dqn", "--env", "CartPole-v1", "--total-steps", "300",
+                    "--no-gif-at-end", "--out", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults"))
+    assert "clip_rewards=False" in line and "total_steps" not in line
+
+
 @pytest.mark.parametrize("change, message", [
     ({"total_steps": 0}, "--total-steps"),
     ({"lr": 0.0}, "--lr"),
@@ -126,6 +148,47 @@ def test_fire_serves_the_ball_and_lost_lives_do_not_end_the_game():
     assert lives_lost == 5
 
 
+def test_pixel_breakout_stacks_four_84x84_frames():
+    env = rl.make_env("ALE/Breakout-v5", obs="pixels")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    assert all(np.array_equal(obs[0], frame) for frame in obs)  # a new game: 1 frame, 4 times
+    for _ in range(20):
+        previous, *_ = env.step(3)
+    next_obs, *_ = env.step(2)
+    np.testing.assert_array_equal(next_obs[:3], previous[1:])  # the stack shifts by one frame
+    assert next_obs[-1].max() > 0
+    env.close()
+
+
+def test_area_resize_averages_the_pixels_each_target_pixel_covers():
+    matrix = rl.area_resize_matrix(4, 2)
+    np.testing.assert_allclose(matrix, [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    np.testing.assert_allclose(rl.area_resize_matrix(210, 84).sum(axis=1), 1.0, rtol=1e-6)
+    # 5 source pixels onto 2: each target pixel covers 2.5 of them
+    np.testing.assert_allclose(rl.area_resize_matrix(5, 2) @ np.arange(5.0), [0.8, 3.2])
+
+
+def test_pixels_need_an_atari_env():
+    with pytest.raises(ValueError, match="needs an Atari env"):
+        rl.make_env("CartPole-v1", obs="pixels")
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "LunarLander-v3", "ALE/Breakout-v5"])
+def test_each_env_builds_and_runs_a_few_hundred_steps(env_id):
+    if env_id == "LunarLander-v3":
+        pytest.importorskip("Box2D", reason="LunarLander needs the optional box2d package")
+    env = rl.make_env(env_id)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(300):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and math.isfinite(reward)
+        if terminated or truncated:
+            env.reset()
+    env.close()
+
+
 def test_unknown_env_suggests_close_matches():
     with pytest.raises(ValueError, match="did you mean.*CartPole-v1"):
         rl.make_env("CartPole-v9")
@@ -150,6 +213,14 @@ def test_qnetwork_scales_uint8_input_once():
     scaled_inside = rl.QNetwork(128, 4, seed=1, obs_scale=1 / 255)(raw)
     scaled_outside = rl.QNetwork(128, 4, seed=1)(raw.float() / 255)
     torch.testing.assert_close(scaled_inside, scaled_outside)
+
+
+def test_conv_qnetwork_shapes_and_dtypes():
+    net = rl.ConvQNetwork(frames=4, action_size=4, seed=0)
+    q_values = net(torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8))
+    assert q_values.shape == (5, 4) and q_values.dtype == torch.float32
+    assert isinstance(rl.make_qnetwork((4, 84, 84), 4, 0, (8,), 1.0), rl.ConvQNetwork)
+    assert isinstance(rl.make_qnetwork((128,), 4, 0, (8,), 1.0), rl.QNetwork)
 
 
 def test_qnetwork_same_seed_same_weights():
@@ -195,6 +266,45 @@ def test_buffer_same_seed_same_batches():
         return buffer.sample()[0]
     assert torch.equal(batch(3), batch(3))
     assert not torch.equal(batch(3), batch(4))
+
+
+def stacked_episodes(n_episodes, length, k=3, size=2, seed=0):
+    """Yield (state, next_state) pairs of k stacked random frames, as FrameStackObservation
+    makes them: a new episode starts with its first frame repeated k times."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_episodes):
+        frames = [rng.integers(0, 256, (size, size), dtype=np.uint8)] * k
+        for _ in range(length):
+            state = np.stack(frames[-k:])
+            frames.append(rng.integers(0, 256, (size, size), dtype=np.uint8))
+            yield state, np.stack(frames[-k:])
+
+
+def test_frame_stack_buffer_returns_what_a_naive_buffer_would():
+    naive = rl.ReplayBuffer(4, buffer_size=1000, batch_size=256, seed=5)
+    frugal = rl.FrameStackReplayBuffer(4, buffer_size=1000, batch_size=256, seed=5)
+    for i, (state, next_state) in enumerate(stacked_episodes(n_episodes=6, length=40)):
+        for buffer in (naive, frugal):
+            buffer.push(state, i % 4, float(i), next_state, i % 40 == 39)
+    assert len(frugal) == len(naive) == 240
+    for expected, got in zip(naive.sample(), frugal.sample()):
+        assert torch.equal(expected, got)
+    # each frame once, plus the k frames that start each of the 6 episodes
+    assert frugal.frames_written == 240 + 6 * 3
+
+
+def test_frame_stack_buffer_wraps_and_never_returns_overwritten_frames():
+    frugal = rl.FrameStackReplayBuffer(2, buffer_size=50, batch_size=500, seed=0)
+    truth = {}
+    for i, (state, next_state) in enumerate(stacked_episodes(n_episodes=20, length=7, seed=1)):
+        frugal.push(state, i, 0.0, next_state, False)   # the action is the transition's id
+        truth[i] = (state, next_state)
+    assert 40 <= len(frugal) <= 50
+    states, actions, _, next_states, _ = frugal.sample()
+    assert actions.min() >= 140 - 50           # only recent transitions
+    for state, action, next_state in zip(states, actions, next_states):
+        np.testing.assert_array_equal(state.numpy(), truth[int(action)][0])
+        np.testing.assert_array_equal(next_state.numpy(), truth[int(action)][1])
 
 
 # ── 6. Agent ─────────────────────────────────────────────────────────────────────────────────
@@ -318,6 +428,42 @@ def test_grad_log_p_matches_finite_differences(policy_class, theta_shape):
         np.testing.assert_allclose(analytic[action], numeric, rtol=1e-5, atol=1e-8)
 
 
+def entropy(probs):
+    return -np.sum(probs * np.log(probs))
+
+
+@pytest.mark.parametrize("policy_class, theta_shape", [(rl.LogisticPolicy, (5,)),
+                                                       (rl.SoftmaxPolicy, (5, 3))])
+def test_grad_entropy_matches_finite_differences(policy_class, theta_shape):
+    rng = np.random.default_rng(1)
+    theta, x = rng.normal(size=theta_shape), rng.normal(size=5)
+    analytic = policy_class(theta, 0.1, 0.99).grad_entropy(x)
+    h = 1e-6
+    numeric = np.zeros_like(theta)
+    for index in np.ndindex(*theta.shape):
+        step = np.zeros_like(theta)
+        step[index] = h
+        plus = entropy(policy_class(theta + step, 0.1, 0.99).probs(x))
+        minus = entropy(policy_class(theta - step, 0.1, 0.99).probs(x))
+        numeric[index] = (plus - minus) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_entropy_gradient_stays_finite_for_a_near_deterministic_softmax():
+    policy = rl.SoftmaxPolicy(np.array([[1e4, 0.0, -1e4]]), 0.1, 0.99)
+    assert np.all(np.isfinite(policy.grad_entropy(np.array([1.0]))))
+
+
+def test_entropy_bonus_pushes_a_sure_policy_back_towards_uniform():
+    # With every return 0 the only force left is the entropy bonus: π(0|x) must fall.
+    policy = rl.SoftmaxPolicy(np.array([[2.0, 0.0, 0.0]]), alpha=0.5, gamma=0.99,
+                              entropy_coef=1.0)
+    x = np.array([[1.0]])
+    before = policy.probs(x[0])[0]
+    policy.update(np.zeros(1), x, np.array([0]))
+    assert policy.probs(x[0])[0] < before
+
+
 def test_discount_rewards_worked_example():
     policy = rl.LogisticPolicy(np.zeros(2), 0.1, gamma=0.5)
     # G_2 = 4;  G_1 = 2 + 0.5·4 = 4;  G_0 = 1 + 0.5·4 = 3
@@ -328,6 +474,39 @@ def test_discount_rewards_bootstraps_from_last_value():
     policy = rl.LogisticPolicy(np.zeros(2), 0.1, gamma=0.5)
     # G_1 = 1 + 0.5·4 = 3;  G_0 = 1 + 0.5·3 = 2.5
     np.testing.assert_allclose(policy.discount_rewards([1.0, 1.0], last_value=4.0), [2.5, 3.0])
+
+
+def test_discount_rewards_restart_after_an_end():
+    policy = rl.LogisticPolicy(np.zeros(2), 0.1, gamma=0.5)
+    # a life is lost at step 1, so nothing after it counts for steps 0 and 1:
+    # G_3 = 0;  G_2 = 4 + 0.5·0 = 4;  G_1 = 2;  G_0 = 1 + 0.5·2 = 2
+    ends = np.array([False, True, False, False])
+    np.testing.assert_allclose(policy.discount_rewards([1.0, 2.0, 4.0, 0.0], ends=ends),
+                               [2.0, 2.0, 4.0, 0.0])
+
+
+def test_feature_scaler_merges_batches_exactly_and_standardises():
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(3.0, 2.0, 300), np.full(300, 7.0)])
+    scaler = rl.FeatureScaler(2)
+    for batch in (data[:10], data[10:150], data[150:]):
+        scaler.update(batch)
+    np.testing.assert_allclose(scaler.mean, data.mean(axis=0))
+    np.testing.assert_allclose(scaler.var, data.var(axis=0), atol=1e-12)
+    standardised = scaler(data)
+    np.testing.assert_allclose(standardised[:, 0].mean(), 0.0, atol=1e-9)
+    np.testing.assert_allclose(standardised[:, 0].std(), 1.0, rtol=1e-6)
+    assert np.all(standardised[:, 1] == 0.0)                 # a constant feature maps to 0
+    assert scaler(np.array([1e6, 7.0]))[0] == 5.0              # rare jumps are clipped
+
+
+def test_pg_features_scale_bytes_and_append_a_bias():
+    x = rl.pg_features(np.array([0, 255, 51], dtype=np.uint8))
+    np.testing.assert_allclose(x, [0.0, 1.0, 0.2, 1.0])
+    scaler = rl.FeatureScaler(3)
+    scaler.update(np.array([[0.0, 0.0, 0.0], [0.0, 2.0, 0.4]]))
+    np.testing.assert_allclose(rl.pg_features(np.array([0, 255, 51], dtype=np.uint8), scaler),
+                               [0.0, 0.0, 0.0, 1.0], atol=1e-6)
 
 
 def test_linear_baseline_fits_the_returns():
@@ -422,7 +601,10 @@ def test_main_pg_picks_a_softmax_policy_for_breakout(tmp_path, capsys):
     assert rl.main(["--algo", "pg", "--env", "ALE/Breakout-v5", "--episodes", "3",
                     "--out", str(out), "--no-gif-at-end"]) == 0
     assert "SoftmaxPolicy" in capsys.readouterr().out
-    assert rl.load_checkpoint(out)["weights"]["theta"].shape == (129, 4)   # 128 bytes + bias
+    weights = rl.load_checkpoint(out)["weights"]
+    assert weights["theta"].shape == (129, 4)   # 128 bytes + bias
+    # Atari's defaults standardise the features; the statistics travel with θ
+    assert weights["obs_mean"].shape == (128,) and int(weights["obs_count"]) > 0
     assert len(rl.evaluate(out, games=1)) == 1
 
 
