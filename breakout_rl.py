@@ -49,6 +49,7 @@ import contextlib
 import csv
 import dataclasses
 import difflib
+import itertools
 import math
 import os
 import random
@@ -189,26 +190,28 @@ ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
 ENV_DEFAULTS = {
     # CartPole: 4 floats, reward +1 per step up to 500. Small and fast: a small buffer keeps only
     # recent play, so a net that forgets is retrained on its own mistakes quickly.
-    ("dqn", "CartPole-v1"): dict(
-        total_steps=200_000, buffer_size=50_000, batch_size=64, lr=5e-4, learning_starts=1_000,
-        train_every=1, target_update_every=500, eps_decay_steps=10_000, eps_end=0.01,
-        hidden_sizes=(128, 128), clip_rewards=False),
+    ("dqn", "CartPole-v1"): {
+        "total_steps": 200_000, "buffer_size": 50_000, "batch_size": 64, "lr": 5e-4, "learning_starts": 1_000,
+        "train_every": 1, "target_update_every": 500, "eps_decay_steps": 10_000, "eps_end": 0.01,
+        "hidden_sizes": (128, 128), "clip_rewards": False},
     # LunarLander: 8 floats, shaped rewards from −100 (crash) to +100 (landing) plus fuel costs;
     # clipping them to ±1 would erase the difference between a crash and a scrape.
-    ("dqn", "LunarLander-v3"): dict(
-        total_steps=500_000, buffer_size=100_000, batch_size=128, lr=5e-4,
-        learning_starts=10_000, train_every=4, target_update_every=1_000,
-        eps_decay_steps=50_000, eps_end=0.05, clip_rewards=False),
+    ("dqn", "LunarLander-v3"): {
+        "total_steps": 500_000, "buffer_size": 100_000, "batch_size": 128, "lr": 5e-4,
+        "learning_starts": 10_000, "train_every": 4, "target_update_every": 1_000,
+        "eps_decay_steps": 50_000, "eps_end": 0.05, "clip_rewards": False},
     # Pixels: a conv net costs ~40 ms per gradient step on one CPU core, so we take one every 8
     # agent steps (Nature DQN: every 4) to make 500k steps fit in under an hour.
-    ("dqn", "atari pixels"): dict(
-        total_steps=500_000, batch_size=32, train_every=8, target_update_every=2_000),
+    ("dqn", "atari pixels"): {
+        "total_steps": 500_000, "batch_size": 32, "train_every": 8,
+        "target_update_every": 2_000},
     # REINFORCE on Atari: a linear policy on 128 standardised RAM bytes. Each lost life is
     # scored −1 for learning and ends the return (credit for a miss goes to the steps just
     # before it); the entropy bonus keeps all four actions in play while it learns to track.
-    ("pg", "atari"): dict(
-        episodes=100_000, alpha=1e-3, normalize_obs=True, normalize_returns=True,
-        entropy_coef=0.1, clip_rewards=True, life_loss_ends_return=True, life_loss_reward=-1.0),
+    ("pg", "atari"): {
+        "episodes": 20_000, "alpha": 1e-3, "normalize_obs": True, "normalize_returns": True,
+        "entropy_coef": 0.1, "clip_rewards": True, "life_loss_ends_return": True,
+        "life_loss_reward": -1.0},
 }
 
 
@@ -360,7 +363,7 @@ def area_resize_matrix(source, target):
     (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
     edges = np.linspace(0.0, source, target + 1)
     matrix = np.zeros((target, source), dtype=np.float32)
-    for row, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+    for row, (low, high) in enumerate(itertools.pairwise(edges)):
         for pixel in range(int(low), int(np.ceil(high))):
             matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
     return matrix / matrix.sum(axis=1, keepdims=True)
@@ -1264,7 +1267,7 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     """
     env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
     check_buffer_fits(cfg.buffer_size, env.observation_space)
-    games_done, seed = resume_point(cfg, resume_from)
+    _, seed = resume_point(cfg, resume_from)
     obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
     agent = Agent(env.observation_space.shape, env.action_space.n, seed, cfg, device, obs_scale)
     if resume_from:
