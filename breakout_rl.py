@@ -123,6 +123,9 @@ class DQNConfig(CommonConfig):
                                  "--train-every)")
     lr: float = option(1e-4, "Adam learning rate (Nature DQN: RMSProp 2.5e-4; Adam at 1e-4 "
                                 "is the common modern choice and is stable here)")
+    lr_decay_steps: int = option(0, "agent steps over which the learning rate falls linearly "
+                                    "from --lr to 0 (0 = constant): late, small steps keep a "
+                                    "solved task solved")
     gamma: float = option(0.99, "discount factor γ (Nature DQN: 0.99)")
     learning_starts: int = option(20_000, "steps of experience collected before the first "
                                           "gradient step (Nature DQN: 50k; RAM states are "
@@ -241,7 +244,8 @@ def validate_config(cfg):
             (cfg.batch_size <= cfg.buffer_size,
              f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}"),
             (cfg.train_every > 0 and cfg.target_update_every > 0 and cfg.learning_starts >= 0
-             and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0, "step counts must be positive"),
+             and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0 and cfg.lr_decay_steps >= 0,
+             "step counts must be positive"),
             (0 <= cfg.tau <= 1, f"--tau must be in [0, 1], got {cfg.tau}"),
             (0 <= cfg.eps_end <= cfg.eps_start <= 1, "need 0 ≤ --eps-end ≤ --eps-start ≤ 1"),
             (0 <= cfg.sticky_actions < 1, "--sticky-actions must be in [0, 1)"),
@@ -718,6 +722,9 @@ class Agent:
         self.t_step += 1
         warm = len(self.memory) >= max(cfg.learning_starts, cfg.batch_size)
         if warm and self.t_step % cfg.train_every == 0:
+            if cfg.lr_decay_steps > 0:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = linear_schedule(cfg.lr, 0.0, cfg.lr_decay_steps, self.t_step)
             self.last_loss = self.learn(self.memory.sample(), cfg.gamma)
             if not math.isfinite(self.last_loss):  # diverged: stop before the weights are saved
                 raise FloatingPointError(f"the loss became {self.last_loss} at step "

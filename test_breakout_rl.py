@@ -366,6 +366,17 @@ def test_step_learns_only_when_warm_and_every_train_every():
     assert agent.learn_steps == 3
 
 
+def test_learning_rate_decays_linearly_to_zero_when_asked():
+    agent = small_agent(train_every=1, lr=0.1, lr_decay_steps=100)
+    state = np.zeros(4, dtype=np.float32)
+    for _ in range(25):
+        agent.step(state, 0, 0.0, state, False)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 25 / 100))
+    for _ in range(100):
+        agent.step(state, 0, 0.0, state, False)
+    assert agent.optimizer.param_groups[0]["lr"] == 0.0
+
+
 @pytest.mark.parametrize("double_dqn", [True, False])
 def test_learn_drives_q_to_reward_on_terminal_transitions(double_dqn):
     # done = 1 ⇒ y = r: no bootstrapping, so Q(s, a) must converge to r exactly.
@@ -867,6 +878,18 @@ def test_lunarlander_without_box2d_names_the_install_command(capsys):
         pass
     assert rl.main(["--algo", "dqn", "--env", "LunarLander-v3"]) == 2
     assert "pip install box2d pygame" in capsys.readouterr().err
+
+
+def test_solved_is_announced_once_and_can_stop_training(tmp_path, capsys):
+    env = rl.make_env("CartPole-v1")                    # reward_threshold 475
+    cfg = rl.DQNConfig(env_id="CartPole-v1", stop_when_solved=True, save_every=0)
+    recorder = rl.RunRecorder(tmp_path, "dqn", cfg, env, lambda: {"weights": {}})
+    for game in range(1, 151):
+        recorder.end_game(400.0 if game <= 50 else 500.0, game * 500)
+        # the mean of the last 100 games at game g ≥ 100 is 350 + g: 475 first at game 125
+        assert recorder.should_stop() == (game >= 125)
+    out = capsys.readouterr().out
+    assert out.count("solved: 100-game mean") == 1 and "at game 125" in out
 
 
 def test_max_minutes_stops_training_and_saves(tmp_path, capsys):
