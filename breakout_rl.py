@@ -165,6 +165,8 @@ class PGConfig(CommonConfig):
                                         "more: softmax policy)")
     episodes: int = option(1000, "training budget in episodes")
     alpha: float = option(0.002, "gradient-ascent step size α")
+    init_std: float = option(0.1, "standard deviation of the initial θ (0 = start from the "
+                                  "uniform policy)")
     gamma: float = option(0.99, "discount factor γ")
     baseline: bool = option(True, "subtract a learned linear V(s) from the returns (lower "
                                   "variance; also estimates what a time limit cut off)")
@@ -212,8 +214,8 @@ ENV_DEFAULTS = {
     # scored −1 for learning and ends the return (credit for a miss goes to the steps just
     # before it); the entropy bonus keeps all four actions in play while it learns to track.
     ("pg", "atari"): {
-        "episodes": 20_000, "alpha": 1e-3, "normalize_obs": True, "normalize_returns": True,
-        "entropy_coef": 0.1, "clip_rewards": True, "life_loss_ends_return": True,
+        "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
+        "normalize_returns": True, "entropy_coef": 0.1, "clip_rewards": True, "life_loss_ends_return": True,
         "life_loss_reward": -1.0},
 }
 
@@ -257,7 +259,8 @@ def validate_config(cfg):
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
                    (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
                    (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}"),
-                   (cfg.entropy_coef >= 0, f"--entropy-coef must be ≥ 0, got {cfg.entropy_coef}")]
+                   (cfg.entropy_coef >= 0, f"--entropy-coef must be ≥ 0, got {cfg.entropy_coef}"),
+                   (cfg.init_std >= 0, f"--init-std must be ≥ 0, got {cfg.init_std}")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
@@ -1348,9 +1351,11 @@ def train_pg(cfg, out_dir, resume_from=None):
     n_features = int(np.prod(env.observation_space.shape)) + 1  # + 1 for the bias feature
     n_actions = int(env.action_space.n)
     theta_shape = (n_features,) if n_actions == 2 else (n_features, n_actions)
-    # θ = 0 starts from the uniform policy: every action equally likely in every state. (Random
-    # weights on 128 RAM bytes would start from a policy that already favours some action.)
-    weights = resume_from["weights"] if resume_from else {"theta": np.zeros(theta_shape)}
+    # θ ~ N(0, init_std²). On CartPole's 4 features small random weights break the symmetry
+    # between the two actions; on Breakout's 128 bytes the same weights would add up to a policy
+    # that already favours some action, so there θ = 0: the uniform policy.
+    weights = (resume_from["weights"] if resume_from else
+               {"theta": np.random.default_rng(seed).normal(0, cfg.init_std, theta_shape)})
     policy, scaler = make_pg_policy(weights, cfg, seed)
 
     def snapshot():
@@ -1599,6 +1604,29 @@ def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
     return rate, scores
 
 
+def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, seed=0):
+    """{action: mean score of `games` games that press only that action}. A learner that beats
+    random play may only have found the best of these (in Breakout, holding LEFT scores 11
+    every game, with FIRE pressed by AtariLives): the bar that shows it reacts to the state."""
+    env = make_env(env_id)
+    means = {}
+    for action in range(env.action_space.n):
+        env.reset(seed=seed)
+        scores, score = [], 0.0
+        for _ in range(max_steps):
+            _, reward, terminated, truncated, _ = env.step(action)
+            score += reward
+            if terminated or truncated:
+                scores.append(score)
+                score = 0.0
+                if len(scores) == games:
+                    break
+                env.reset()
+        means[action] = float(np.mean(scores)) if scores else float("nan")
+    env.close()
+    return means
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 10. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1745,8 +1773,10 @@ def run_tool(args):
         env_id = args.env_id or DQNConfig.env_id
         rate, scores = benchmark_env(env_id)
         mean = f"{np.mean(scores):.2f} over {len(scores)} games" if scores else "no full game"
+        constant = constant_action_scores(env_id)
+        best = max(constant, key=lambda a: constant[a] if math.isfinite(constant[a]) else -1e9)
         print(f"{env_id}: {rate:,.0f} env steps/s with random actions; random policy "
-              f"scores {mean}")
+              f"scores {mean}; the best constant action ({best}) scores {constant[best]:.2f}")
     return 0
 
 

@@ -770,6 +770,14 @@ def test_plot_compares_runs_labelled_by_their_differences(tmp_path):
                                                                           "alpha=0.02"]
 
 
+def test_benchmark_env_and_the_constant_action_bar():
+    rate, scores = rl.benchmark_env("CartPole-v1", steps=2000)
+    assert rate > 0 and len(scores) > 10 and max(scores) < 200
+    # Breakout: holding LEFT (action 3) scores 11 (the docstring's claim); NOOP never scores
+    constant = rl.constant_action_scores("ALE/Breakout-v5", games=1)
+    assert constant[3] == 11.0 and constant[0] == 0.0
+
+
 def test_moving_average():
     np.testing.assert_allclose(rl.moving_average([1, 2, 3, 4], window=2), [1, 1.5, 2.5, 3.5])
 
