@@ -8,6 +8,10 @@ What this file teaches
 * **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
   problems such as CartPole, with the gradient of log π derived on paper and coded line by line,
   and its n-action generalisation ``SoftmaxPolicy`` (picked automatically, e.g. for Breakout).
+* The assignment's three levels, one flag each, with per-environment defaults printed at the
+  start: CartPole-v1 and LunarLander-v3 (small float states), Breakout from RAM (the default),
+  and Breakout from the screen (``--obs pixels``: Nature DQN's ``ConvQNetwork`` and a
+  ``FrameStackReplayBuffer`` that stores every frame once).
 * The traps on the way, each explained where it is handled: Breakout needs FIRE to serve the ball;
   a lost life ends a *learning* episode but not the game; RAM bytes must be scaled; rewards are
   clipped for learning only; ``terminated`` is not ``truncated``; Gymnasium 1.x's reset/step API.
@@ -18,6 +22,10 @@ Commands
 
     python breakout_rl.py --algo dqn                       # DQN on Breakout RAM (default budget)
     python breakout_rl.py --algo pg                        # REINFORCE on CartPole-v1
+    python breakout_rl.py --algo pg --env ALE/Breakout-v5 --max-minutes 30   # ... on Breakout
+    python breakout_rl.py --algo dqn --env CartPole-v1     # DQN on CartPole (a few minutes)
+    python breakout_rl.py --algo dqn --env LunarLander-v3  # needs: pip install box2d pygame
+    python breakout_rl.py --algo dqn --obs pixels          # DQN on Breakout's screen
     python breakout_rl.py --algo dqn --total-steps 20000   # one-minute smoke run
     python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games with a checkpoint
     python breakout_rl.py --resume runs/RUN                # continue after Ctrl-C
@@ -37,6 +45,8 @@ References
   https://www.nature.com/articles/nature14236
 * van Hasselt, Guez, Silver 2016, "Deep Reinforcement Learning with Double Q-learning".
   https://arxiv.org/abs/1509.06461
+* Mania, Guy, Recht 2018, "Simple random search provides a competitive approach to
+  reinforcement learning" (linear policies on standardised states). https://arxiv.org/abs/1803.07055
 * Williams 1992, "Simple statistical gradient-following algorithms for connectionist
   reinforcement learning", Machine Learning 8. https://doi.org/10.1007/BF00992696
 * Machado et al. 2018, "Revisiting the Arcade Learning Environment" (sticky actions, evaluation).
@@ -215,8 +225,8 @@ ENV_DEFAULTS = {
     # before it); the entropy bonus keeps all four actions in play while it learns to track.
     ("pg", "atari"): {
         "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
-        "normalize_returns": True, "entropy_coef": 0.1, "clip_rewards": True, "life_loss_ends_return": True,
-        "life_loss_reward": -1.0},
+        "normalize_returns": True, "entropy_coef": 0.1, "clip_rewards": True,
+        "life_loss_ends_return": True, "life_loss_reward": -1.0},
 }
 
 
@@ -1001,6 +1011,20 @@ class SoftmaxPolicy(LogisticPolicy):
         probs = np.exp(log_probs)
         entropy = -(probs * log_probs).sum()
         return np.outer(x, -probs * (log_probs + entropy))
+
+
+# What a linear policy sees in Breakout: φ(s) = the 128 RAM bytes (each scaled, then standardised
+# by a FeatureScaler) plus a constant 1. Among the bytes are the paddle's x (byte 72) and the
+# ball's x (byte 99). Moving towards the ball is a *linear* rule — RIGHT when ball_x − paddle_x
+# > 0, else LEFT — i.e. logit(RIGHT) − logit(LEFT) = k·(x_ball − x_paddle) for weights +k on
+# byte 99 and −k on byte 72. Played exactly, that rule scores about 66 points a game; a linear softmax
+# can learn a soft version of it. It cannot learn much more (where the ball will land, which
+# needs products of bytes), and it has a trap on the way: holding LEFT scores 11 every game
+# (the served ball happens to meet the paddle there), so a policy that settles on one action
+# early stops looking for anything better. What got past it here (README, "REINFORCE on
+# Breakout"): standardised bytes, so the ball's and paddle's weights grow as fast as the bias;
+# an entropy bonus, so no action dies out; and −1 per lost life, so a miss is blamed on the
+# steps just before it.
 
 
 def scaled_obs(obs):
