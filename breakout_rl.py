@@ -225,7 +225,7 @@ ENV_DEFAULTS = {
     # before it); the entropy bonus keeps all four actions in play while it learns to track.
     ("pg", "atari"): {
         "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
-        "normalize_returns": True, "entropy_coef": 0.1, "clip_rewards": True,
+        "normalize_returns": True, "entropy_coef": 0.01, "clip_rewards": True,
         "life_loss_ends_return": True, "life_loss_reward": -1.0},
 }
 
