@@ -436,21 +436,29 @@ def test_probs_sum_to_one_and_stay_finite_for_large_logits():
         assert np.all((probs >= 0) & (probs <= 1))
 
 
-@pytest.mark.parametrize("policy_class, theta_shape", [(rl.LogisticPolicy, (5,)),
-                                                       (rl.SoftmaxPolicy, (5, 3))])
+# the two hand-written policies, with a θ shape each
+both_policies = pytest.mark.parametrize("policy_class, theta_shape",
+                                        [(rl.LogisticPolicy, (5,)), (rl.SoftmaxPolicy, (5, 3))])
+
+
+def numeric_gradient(f, theta, h=1e-6):
+    """Central finite differences of the scalar function f at theta, shaped like theta."""
+    gradient = np.zeros_like(theta)
+    for index in np.ndindex(*theta.shape):
+        step = np.zeros_like(theta)
+        step[index] = h
+        gradient[index] = (f(theta + step) - f(theta - step)) / (2 * h)
+    return gradient
+
+
+@both_policies
 def test_grad_log_p_matches_finite_differences(policy_class, theta_shape):
     rng = np.random.default_rng(0)
     theta, x = rng.normal(size=theta_shape), rng.normal(size=5)
     analytic = policy_class(theta, 0.1, 0.99).grad_log_p(x)
-    h = 1e-6
     for action in range(len(analytic)):
-        numeric = np.zeros_like(theta)
-        for index in np.ndindex(*theta.shape):
-            step = np.zeros_like(theta)
-            step[index] = h
-            plus = policy_class(theta + step, 0.1, 0.99).probs(x)[action]
-            minus = policy_class(theta - step, 0.1, 0.99).probs(x)[action]
-            numeric[index] = (np.log(plus) - np.log(minus)) / (2 * h)
+        numeric = numeric_gradient(
+            lambda t, a=action: np.log(policy_class(t, 0.1, 0.99).probs(x)[a]), theta)
         np.testing.assert_allclose(analytic[action], numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -458,20 +466,12 @@ def entropy(probs):
     return -np.sum(probs * np.log(probs))
 
 
-@pytest.mark.parametrize("policy_class, theta_shape", [(rl.LogisticPolicy, (5,)),
-                                                       (rl.SoftmaxPolicy, (5, 3))])
+@both_policies
 def test_grad_entropy_matches_finite_differences(policy_class, theta_shape):
     rng = np.random.default_rng(1)
     theta, x = rng.normal(size=theta_shape), rng.normal(size=5)
     analytic = policy_class(theta, 0.1, 0.99).grad_entropy(x)
-    h = 1e-6
-    numeric = np.zeros_like(theta)
-    for index in np.ndindex(*theta.shape):
-        step = np.zeros_like(theta)
-        step[index] = h
-        plus = entropy(policy_class(theta + step, 0.1, 0.99).probs(x))
-        minus = entropy(policy_class(theta - step, 0.1, 0.99).probs(x))
-        numeric[index] = (plus - minus) / (2 * h)
+    numeric = numeric_gradient(lambda t: entropy(policy_class(t, 0.1, 0.99).probs(x)), theta)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
