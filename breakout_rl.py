@@ -227,6 +227,11 @@ ENV_DEFAULTS = {
         "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
         "normalize_returns": True, "entropy_coef": 0.01, "clip_rewards": True,
         "life_loss_ends_return": True, "life_loss_reward": -1.0},
+    # REINFORCE on LunarLander: 8 floats of different scales and returns in the hundreds, so
+    # standardise both; CartPole's settings make θ blow up here (−569 after 1,000 episodes).
+    ("pg", "LunarLander-v3"): {
+        "episodes": 3_000, "alpha": 1e-3, "normalize_obs": True, "normalize_returns": True,
+        "entropy_coef": 0.01},
 }
 
 
