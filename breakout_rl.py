@@ -1023,16 +1023,15 @@ class SoftmaxPolicy(LogisticPolicy):
 
 # What a linear policy sees in Breakout: φ(s) = the 128 RAM bytes (each scaled, then standardised
 # by a FeatureScaler) plus a constant 1. Among the bytes are the paddle's x (byte 72) and the
-# ball's x (byte 99). Moving towards the ball is a *linear* rule — RIGHT when ball_x − paddle_x
-# > 0, else LEFT — i.e. logit(RIGHT) − logit(LEFT) = k·(x_ball − x_paddle) for weights +k on
-# byte 99 and −k on byte 72. Played exactly, that rule scores about 66 points a game; a linear softmax
-# can learn a soft version of it. It cannot learn much more (where the ball will land, which
-# needs products of bytes), and it has a trap on the way: holding LEFT scores 11 every game
-# (the served ball happens to meet the paddle there), so a policy that settles on one action
-# early stops looking for anything better. What got past it here (README, "REINFORCE on
-# Breakout"): standardised bytes, so the ball's and paddle's weights grow as fast as the bias;
-# an entropy bonus, so no action dies out; and −1 per lost life, so a miss is blamed on the
-# steps just before it.
+# ball's x (byte 99). Moving towards the ball is a *linear* rule: RIGHT when x_ball − x_paddle
+# > 0, else LEFT, i.e. logit(RIGHT) − logit(LEFT) = k·(x_ball − x_paddle), weights +k on byte
+# 99 and −k on byte 72. Played exactly, that rule scores about 66 points a game, and a linear
+# softmax can learn a soft version of it. (Where the ball will land needs products of bytes,
+# which a linear policy cannot form.) The trap on the way: holding LEFT scores 11 every game, so
+# a policy that settles on one action early stops looking for anything better. What got past it
+# here: standardised bytes, so the ball's and paddle's weights grow as fast as the bias's; an
+# entropy bonus, so no action dies out; and −1 per lost life, so a miss is blamed on the steps
+# just before it.
 
 
 def scaled_obs(obs):
