@@ -23,7 +23,7 @@ Commands
     python breakout_rl.py --algo dqn                       # DQN on Breakout RAM (default budget)
     python breakout_rl.py --algo pg                        # REINFORCE on CartPole-v1
     python breakout_rl.py --algo pg --env ALE/Breakout-v5 --max-minutes 30   # ... on Breakout
-    python breakout_rl.py --algo dqn --env CartPole-v1     # DQN on CartPole (a few minutes)
+    python breakout_rl.py --algo dqn --env CartPole-v1     # DQN on CartPole (~3 minutes)
     python breakout_rl.py --algo dqn --env LunarLander-v3  # needs: pip install box2d pygame
     python breakout_rl.py --algo dqn --obs pixels          # DQN on Breakout's screen
     python breakout_rl.py --algo dqn --total-steps 20000   # one-minute smoke run
