@@ -377,7 +377,7 @@ class AtariLives(gym.Wrapper):
 # Pixels (--obs pixels, the Nature-DQN input): ALE renders a 210×160 grayscale screen; we shrink
 # it to 84×84 and stack the last 4, so that one observation shows where the ball is going, not
 # only where it is. Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one
-# of our packages; an area-averaging resize is two small matrix products in numpy (ResizeFrame).
+# of our packages; an area-averaging resize is two small matrix products (ResizeFrame).
 # Gymnasium's own FrameStackObservation does the stacking. Nature DQN also takes the max of the
 # last two frames, because some games draw sprites only every other frame; Breakout draws the ball
 # and paddle on every frame, so we skip that.
@@ -1686,7 +1686,11 @@ def config_flags():
 def build_parser():
     parser = OneLineErrorParser(
         prog="breakout_rl.py",
-        description="Train DQN or REINFORCE from Breakout's RAM (or any discrete Gymnasium env).",
+        description="Train DQN or REINFORCE from Breakout's RAM (or any discrete Gymnasium env). "
+                    "The defaults shown suit DQN on Breakout's RAM and REINFORCE on CartPole; "
+                    "other envs (CartPole and LunarLander for DQN, Atari for REINFORCE, "
+                    "--obs pixels) start from per-environment defaults, printed when a run "
+                    "starts.",
         epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 20000 | "
                "--eval runs/RUN --gif agent.gif | --resume runs/RUN | --plot runs/A runs/B")
     parser.add_argument("--algo", choices=list(ALGOS), default=None,
