@@ -1810,8 +1810,13 @@ def run_tool(args):
         mean = f"{np.mean(scores):.2f} over {len(scores)} games" if scores else "no full game"
         constant = constant_action_scores(env_id)
         best = max(constant, key=lambda a: constant[a] if math.isfinite(constant[a]) else -1e9)
+        name = str(best)
+        env = make_env(env_id)
+        if hasattr(env.unwrapped, "get_action_meanings"):  # Atari games name their actions
+            name += f" = {env.unwrapped.get_action_meanings()[best]}"
+        env.close()
         print(f"{env_id}: {rate:,.0f} env steps/s with random actions; random policy "
-              f"scores {mean}; the best constant action ({best}) scores {constant[best]:.2f}")
+              f"scores {mean}; the best constant action ({name}) scores {constant[best]:.2f}")
     return 0
 
 
