@@ -1616,20 +1616,29 @@ def compare_runs(run_dirs, to_path):
     return [label for _, label in labelled]
 
 
-def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
-    """Random actions through the same env stack as training: (steps per second, game scores)."""
-    env = make_env(env_id)
-    env.action_space.seed(seed)
+def finished_game_scores(env, choose_action, max_steps, max_games=None, seed=0):
+    """Play `choose_action()` from env.reset(seed=seed) for at most `max_steps` steps (and at most
+    `max_games` games); returns the raw scores of the games that finished."""
     env.reset(seed=seed)
     scores, score = [], 0.0
-    start = time.time()
-    for _ in range(steps):
-        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+    for _ in range(max_steps):
+        _, reward, terminated, truncated, _ = env.step(choose_action())
         score += reward
         if terminated or truncated:
             scores.append(score)
             score = 0.0
+            if len(scores) == max_games:
+                break
             env.reset()
+    return scores
+
+
+def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
+    """Random actions through the same env stack as training: (steps per second, game scores)."""
+    env = make_env(env_id)
+    env.action_space.seed(seed)
+    start = time.time()
+    scores = finished_game_scores(env, env.action_space.sample, steps, seed=seed)
     rate = steps / (time.time() - start)
     env.close()
     return rate, scores
@@ -1642,17 +1651,7 @@ def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, 
     env = make_env(env_id)
     means = {}
     for action in range(env.action_space.n):
-        env.reset(seed=seed)
-        scores, score = [], 0.0
-        for _ in range(max_steps):
-            _, reward, terminated, truncated, _ = env.step(action)
-            score += reward
-            if terminated or truncated:
-                scores.append(score)
-                score = 0.0
-                if len(scores) == games:
-                    break
-                env.reset()
+        scores = finished_game_scores(env, lambda a=action: a, max_steps, games, seed)
         means[action] = float(np.mean(scores)) if scores else float("nan")
     env.close()
     return means
