@@ -425,6 +425,19 @@ def test_td_target_bootstraps_from_the_target_network_when_not_done():
         torch.nn.functional.smooth_l1_loss(q_taken, targets).item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_loss_is_squared_or_linear_for_a_large_td_error(loss):
+    # A terminal with r = 50 while Q ≈ 0: an error of about 50, like a CartPole failure.
+    agent = small_agent(loss=loss)
+    for group in agent.optimizer.param_groups:
+        group["lr"] = 0.0
+    states = torch.zeros(2, 4)
+    batch = (states, torch.tensor([0, 1]), torch.tensor([50.0, -50.0]), states, torch.ones(2))
+    error = agent.qnetwork_local(states).gather(1, batch[1].unsqueeze(1)).squeeze(1) - batch[2]
+    expected = (error ** 2).mean() if loss == "mse" else (error.abs() - 0.5).mean()
+    assert agent.learn(batch, 0.99) == pytest.approx(expected.item(), rel=1e-5)
+
+
 # ── 7. LogisticPolicy ────────────────────────────────────────────────────────────────────────
 
 
