@@ -4,29 +4,37 @@ What this file teaches
 ----------------------
 * **DQN** (Mnih et al. 2015) on Atari Breakout, reading the console's 128 bytes of RAM instead of
   the screen: a small MLP ``QNetwork``, a preallocated ``ReplayBuffer``, an ``Agent`` that acts
-  ε-greedily and learns from a TD target computed with a separate target network.
+  ε-greedily and learns from a TD target computed with a separate target network. By default the
+  target is Double DQN's (van Hasselt et al. 2016); ``--no-double-dqn`` gives the Nature paper's.
 * **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
   problems such as CartPole, with the gradient of log π derived on paper and coded line by line,
   and its n-action generalisation ``SoftmaxPolicy`` (picked automatically, e.g. for Breakout).
-* The assignment's three levels, one flag each, with per-environment defaults printed at the
-  start: CartPole-v1 and LunarLander-v3 (small float states), Breakout from RAM (the default),
-  and Breakout from the screen (``--obs pixels``: Nature DQN's ``ConvQNetwork`` and a
-  ``FrameStackReplayBuffer`` that stores every frame once).
+* The assignment's three levels, one flag each: CartPole-v1 and LunarLander-v3 (small float
+  states), Breakout from RAM (the default), and Breakout from the screen (``--obs pixels``:
+  Nature DQN's ``ConvQNetwork`` and a ``FrameStackReplayBuffer`` that stores every frame once).
 * The traps on the way, each explained where it is handled: Breakout needs FIRE to serve the ball;
   a lost life ends a *learning* episode but not the game; RAM bytes must be scaled; rewards are
   clipped for learning only; ``terminated`` is not ``truncated``; Gymnasium 1.x's reset/step API.
+
+How to read it
+--------------
+**Part I — the algorithms** (sections 1–9) is the tutorial, in the order a course teaches it, and
+uses nothing from Part II: you may stop reading where it ends. Each class there takes plain
+arguments and can be copied, with the import block, into your own training loop.
+**Part II — the machinery** (sections 10–15) is what makes this a tool: configs and per-env
+defaults, the run folder, checkpoints, evaluation, plots, GIFs, benchmarks and the command line.
 
 Commands
 --------
     pip install -r requirements.txt
 
-    python breakout_rl.py --algo dqn                       # DQN on Breakout RAM (default budget)
-    python breakout_rl.py --algo pg                        # REINFORCE on CartPole-v1
+    python breakout_rl.py --algo dqn                       # DQN on Breakout RAM (~40 min)
+    python breakout_rl.py --algo dqn --total-steps 150000  # a 2-minute smoke run that learns a bit
+    python breakout_rl.py --algo pg                        # REINFORCE on CartPole-v1 (seconds)
     python breakout_rl.py --algo pg --env ALE/Breakout-v5 --max-minutes 30   # ... on Breakout
     python breakout_rl.py --algo dqn --env CartPole-v1     # DQN on CartPole (~3 minutes)
     python breakout_rl.py --algo dqn --env LunarLander-v3  # needs: pip install box2d pygame
     python breakout_rl.py --algo dqn --obs pixels          # DQN on Breakout's screen
-    python breakout_rl.py --algo dqn --total-steps 20000   # one-minute smoke run
     python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games with a checkpoint
     python breakout_rl.py --resume runs/RUN                # continue after Ctrl-C
     python breakout_rl.py --plot runs/A runs/B             # compare learning curves
@@ -34,8 +42,9 @@ Commands
     python -m pytest -q                                    # the tests
 
 Every run writes into ``--out`` (default: a new folder under ``runs/``): ``model.pt`` (weights,
-config, counters), ``history.csv`` (one row per game), ``curve.png`` (the learning curve) and
-``agent.gif`` (one game of the final agent). Ctrl-C saves all of them before exiting.
+config, counters), ``config.json`` (the hyperparameters used), ``history.csv`` (one row per game),
+``curve.png`` (the learning curve) and ``agent.gif`` (one game of the final agent). Ctrl-C saves
+all of them before exiting.
 
 Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
 
@@ -45,10 +54,12 @@ References
   https://www.nature.com/articles/nature14236
 * van Hasselt, Guez, Silver 2016, "Deep Reinforcement Learning with Double Q-learning".
   https://arxiv.org/abs/1509.06461
-* Mania, Guy, Recht 2018, "Simple random search provides a competitive approach to
-  reinforcement learning" (linear policies on standardised states). https://arxiv.org/abs/1803.07055
 * Williams 1992, "Simple statistical gradient-following algorithms for connectionist
   reinforcement learning", Machine Learning 8. https://doi.org/10.1007/BF00992696
+* Sutton & Barto 2018, "Reinforcement Learning: An Introduction", 2nd ed., ch. 13 (REINFORCE,
+  baselines). http://incompleteideas.net/book/the-book-2nd.html
+* Mania, Guy, Recht 2018, "Simple random search provides a competitive approach to
+  reinforcement learning" (linear policies on standardised states). https://arxiv.org/abs/1803.07055
 * Machado et al. 2018, "Revisiting the Arcade Learning Environment" (sticky actions, evaluation).
   https://arxiv.org/abs/1709.06009
 * Gymnasium: https://gymnasium.farama.org — ALE: https://ale.farama.org
@@ -56,10 +67,13 @@ References
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import difflib
+import inspect
 import itertools
+import json
 import math
 import os
 import random
@@ -80,249 +94,22 @@ import torch.nn.functional as F
 # Gymnasium 1.x no longer finds the Atari games by itself: ale-py registers its "ALE/..." ids here.
 gym.register_envs(ale_py)
 
-CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
-DEFAULT_EVAL_EPS = 0.01  # ε when evaluating DQN: the usual Atari protocol (Mnih et al. 2015: 0.05)
+
+# ████████████████████████████████████████████████████████████████████████████████████████████████
+# PART I — THE ALGORITHMS
+# ████████████████████████████████████████████████████████████████████████████████████████████████
+# Sections 1–9: the environment's traps, DQN (QNetwork, ReplayBuffer, Agent, its training loop,
+# the pixel variants), then REINFORCE (LogisticPolicy, SoftmaxPolicy, its training loop). Nothing
+# here uses Part II; every class takes plain arguments with defaults that learn.
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 1. Configuration
+# 1. The environment and its traps
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# Every hyperparameter lives in one dataclass per algorithm. Each field carries a one-line help
-# text; the command line is generated from these fields, so each default is written exactly once.
-# Where our value differs from the paper's, the help says so and why.
-
-
-def option(default, help, **kwargs):
-    """A dataclass field with its --help text stored in the field's metadata."""
-    return field(default=default, metadata={"help": help, **kwargs})
-
-
-@dataclass
-class CommonConfig:
-    """Settings shared by both algorithms."""
-
-    env_id: str = option("", "Gymnasium environment id")
-    seed: int = option(0, "seed for python, numpy, torch and the environment")
-    device: str = option("auto", "where the networks run: auto (CUDA when available), cpu or cuda",
-                         choices=("auto", "cpu", "cuda"))
-    threads: int = option(1, "CPU threads for torch; 1 is fastest for these small nets and is "
-                             "what makes a CPU run bit-for-bit reproducible")
-    out: str = option("", "output folder (default: a new folder under runs/)")
-    log_every: float = option(10.0, "seconds between progress lines")
-    max_minutes: float = option(0.0, "stop training after this many minutes of wall time "
-                                     "(0 = no limit; the step/episode budget still applies)")
-    save_every: int = option(50, "save model.pt every this many games (0 = only at the end)")
-    gif_at_end: bool = option(True, "after training, play one game and write it to agent.gif")
-    stop_when_solved: bool = option(False, "stop once the 100-game mean reaches the env's "
-                                           "'solved' threshold (CartPole-v1 475, "
-                                           "LunarLander-v3 200; Breakout has none)")
-
-
-@dataclass
-class DQNConfig(CommonConfig):
-    """DQN hyperparameters. The defaults are tuned for Breakout from RAM on a 2-core CPU."""
-
-    env_id: str = option("ALE/Breakout-v5", "Gymnasium environment id")
-    obs: str = option("ram", "Atari observation: ram (128 bytes → MLP) or pixels (84×84 "
-                             "grayscale screens, 4 stacked → Nature-DQN conv net)",
-                      choices=("ram", "pixels"))
-    total_steps: int = option(4_000_000, "training budget in agent steps (one step = 4 frames on "
-                                         "Atari); Nature DQN: 50M")
-    buffer_size: int = option(1_000_000, "replay buffer capacity in transitions (Nature DQN: 1M)")
-    batch_size: int = option(64, "transitions per gradient step (Nature DQN: 32; see "
-                                 "--train-every)")
-    lr: float = option(1e-4, "Adam learning rate (Nature DQN: RMSProp 2.5e-4; Adam at 1e-4 "
-                                "is the common modern choice and is stable here)")
-    lr_decay_steps: int = option(0, "agent steps over which the learning rate falls linearly "
-                                    "from --lr to 0 (0 = constant): late, small steps keep a "
-                                    "solved task solved")
-    gamma: float = option(0.99, "discount factor γ (Nature DQN: 0.99)")
-    learning_starts: int = option(20_000, "steps of experience collected before the first "
-                                          "gradient step (Nature DQN: 50k; RAM states are "
-                                          "simpler than pixels, so we start sooner)")
-    train_every: int = option(8, "agent steps between gradient steps (Nature DQN: 4 with "
-                                 "batch 32; 8 with batch 64 replays as many transitions per "
-                                 "step with half the gradient steps: ~25%% more steps/s on a "
-                                 "CPU and, measured, the same score per minute)")
-    target_update_every: int = option(1000, "agent steps between hard target-network copies "
-                                            "(Nature DQN: 10k; faster copies let a small MLP "
-                                            "learn sooner); ignored when --tau > 0")
-    tau: float = option(0.0, "soft target update θ′ ← τθ + (1−τ)θ′ after every gradient step; "
-                             "0 = use hard copies instead")
-    eps_start: float = option(1.0, "exploration ε at the first step")
-    eps_end: float = option(0.05, "exploration ε after the decay (Nature DQN: 0.1; "
-                                    "less random play lets longer rallies happen)")
-    eps_decay_steps: int = option(100_000, "agent steps over which ε falls linearly "
-                                           "(Nature DQN: 1M; 10× shorter suits our "
-                                           "4M-step budget)")
-    hidden_sizes: tuple = option((256, 256), "widths of the MLP's hidden layers")
-    double_dqn: bool = option(True, "pick a′ with the online net, value it with the target net "
-                                    "(van Hasselt 2016); reduces over-estimation")
-    loss: str = option("huber", "TD loss: huber (linear for errors beyond 1, the Nature paper's "
-                                "error clipping) or mse (squared everywhere)",
-                       choices=("huber", "mse"))
-    grad_clip: float = option(10.0, "clip the gradient's global norm to this (0 = off)")
-    clip_rewards: bool = option(True, "learn from sign(reward) (scores stay raw); Nature DQN "
-                                      "does this on Atari")
-    noop_max: int = option(30, "Atari: up to this many random no-ops after reset, so games "
-                               "start differently (Nature DQN: 30)")
-    sticky_actions: float = option(0.0, "Atari: probability that the previous action repeats "
-                                        "(ALE v5 default 0.25; Nature DQN: 0)")
-
-
-@dataclass
-class PGConfig(CommonConfig):
-    """REINFORCE hyperparameters for the numpy LogisticPolicy / SoftmaxPolicy."""
-
-    env_id: str = option("CartPole-v1", "Gymnasium environment id (2 actions: logistic policy; "
-                                        "more: softmax policy)")
-    episodes: int = option(1000, "training budget in episodes")
-    alpha: float = option(0.002, "gradient-ascent step size α")
-    init_std: float = option(0.1, "standard deviation of the initial θ (0 = start from the "
-                                  "uniform policy)")
-    gamma: float = option(0.99, "discount factor γ")
-    baseline: bool = option(True, "subtract a learned linear V(s) from the returns (lower "
-                                  "variance; also estimates what a time limit cut off)")
-    baseline_lr: float = option(0.01, "step size β of the baseline's least-squares fit")
-    normalize_returns: bool = option(False, "standardise each episode's returns (or "
-                                            "advantages) to mean 0, std 1")
-    normalize_obs: bool = option(False, "standardise each feature with running mean and std "
-                                        "(FeatureScaler)")
-    entropy_coef: float = option(0.0, "weight β of the entropy bonus β·Σ_t H(π(·|s_t)) added to "
-                                      "J(θ): keeps the policy from becoming deterministic "
-                                      "before it has learned (0 = off)")
-    clip_rewards: bool = option(False, "learn from sign(reward) (scores stay raw)")
-    life_loss_ends_return: bool = option(False, "Atari: a lost life ends the discounted return "
-                                                "(G = 0 after it), as a game over would")
-    life_loss_reward: float = option(0.0, "Atari: reward added for learning at a lost life, e.g. "
-                                          "-1 (Pong scores −1 for a miss; Breakout gives "
-                                          "nothing); scores stay raw")
-
-
-ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
-
-# Per-environment defaults. The dataclass defaults above suit DQN on Breakout's RAM and REINFORCE
-# on CartPole; other problems want other values. A run starts from the dataclass, applies the row
-# for its algorithm and environment ("atari" covers every ALE game; "atari pixels" with
-# --obs pixels), then the flags given on the command line, and prints what the row changed.
-ENV_DEFAULTS = {
-    # CartPole: 4 floats, reward +1 per step up to 500. DQN learns it in tens of thousands of
-    # steps, then tends to forget it: once the buffer holds few failures, Q stops telling the
-    # two actions apart and the policy collapses (measured here: 478 → 100 at 150k steps with
-    # a constant lr). The learning rate therefore falls to 0 by step 100k, and the 200k buffer
-    # keeps every failure seen. The loss is MSE, not Huber: Q ≈ 1/(1−γ) = 100 while the step that
-    # drops the pole has the target r = 1, and Huber gives that error of ~100 the gradient of an
-    # error of 1, so the rare failures drown among the many ordinary steps (measured: the
-    # 100-episode mean reached 475 within 100k steps on 2 seeds of 6 with Huber, 6 of 6 with MSE).
-    ("dqn", "CartPole-v1"): {
-        "total_steps": 200_000, "buffer_size": 200_000, "batch_size": 128, "lr": 5e-4,
-        "lr_decay_steps": 100_000, "learning_starts": 1_000, "train_every": 2, "tau": 0.01,
-        "eps_decay_steps": 10_000, "eps_end": 0.01, "clip_rewards": False, "loss": "mse"},
-    # LunarLander: 8 floats, shaped rewards from −100 (crash) to +100 (landing) plus fuel costs;
-    # clipping them to ±1 would erase the difference between a crash and a scrape.
-    ("dqn", "LunarLander-v3"): {
-        "total_steps": 500_000, "buffer_size": 100_000, "batch_size": 128, "lr": 5e-4,
-        "learning_starts": 10_000, "train_every": 4, "target_update_every": 1_000,
-        "eps_decay_steps": 50_000, "eps_end": 0.05, "clip_rewards": False},
-    # Pixels: a conv net costs ~40 ms per gradient step on one CPU core, so we take one every 8
-    # agent steps (Nature DQN: every 4) to make 500k steps fit in under an hour.
-    ("dqn", "atari pixels"): {
-        "total_steps": 500_000, "batch_size": 32, "train_every": 8,
-        "target_update_every": 2_000},
-    # REINFORCE on Atari: a linear policy on 128 standardised RAM bytes. Each lost life is
-    # scored −1 for learning and ends the return (credit for a miss goes to the steps just
-    # before it); the entropy bonus keeps all four actions in play while it learns to track.
-    ("pg", "atari"): {
-        "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
-        "normalize_returns": True, "entropy_coef": 0.01, "clip_rewards": True,
-        "life_loss_ends_return": True, "life_loss_reward": -1.0},
-    # REINFORCE on LunarLander: 8 floats of different scales and returns in the hundreds, so
-    # standardise both; CartPole's settings make θ blow up here (−569 after 1,000 episodes).
-    ("pg", "LunarLander-v3"): {
-        "episodes": 3_000, "alpha": 1e-3, "normalize_obs": True, "normalize_returns": True,
-        "entropy_coef": 0.01},
-}
-
-
-def env_defaults(algo, env_id, obs="ram"):
-    """The ENV_DEFAULTS row for this algorithm and environment ({} if none, or the id is unknown:
-    make_env reports that)."""
-    try:
-        key = ("atari pixels" if obs == "pixels" else "atari") if is_atari(env_id) else env_id
-    except gym.error.Error:
-        return {}
-    return ENV_DEFAULTS.get((algo, key), {})
-
-
-def validate_config(cfg):
-    """Raise ValueError with a one-line message when a hyperparameter makes no sense."""
-    checks = [(cfg.threads >= 1, "--threads must be at least 1"),
-              (cfg.save_every >= 0, "--save-every must be 0 (only at the end) or positive"),
-              (cfg.log_every > 0, "--log-every must be positive"),
-              (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
-              (0 < cfg.gamma <= 1, f"--gamma must be in (0, 1], got {cfg.gamma}")]
-    if isinstance(cfg, DQNConfig):
-        checks += [
-            (cfg.total_steps > 0, f"--total-steps must be positive, got {cfg.total_steps}"),
-            (cfg.lr > 0, f"--lr must be positive, got {cfg.lr}"),
-            (cfg.buffer_size > 0 and cfg.batch_size > 0,
-             "--buffer-size and --batch-size must be positive"),
-            (cfg.batch_size <= cfg.buffer_size,
-             f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}"),
-            (cfg.train_every > 0 and cfg.target_update_every > 0 and cfg.learning_starts >= 0
-             and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0 and cfg.lr_decay_steps >= 0,
-             "step counts must be positive"),
-            (0 <= cfg.tau <= 1, f"--tau must be in [0, 1], got {cfg.tau}"),
-            (0 <= cfg.eps_end <= cfg.eps_start <= 1, "need 0 ≤ --eps-end ≤ --eps-start ≤ 1"),
-            (0 <= cfg.sticky_actions < 1, "--sticky-actions must be in [0, 1)"),
-            (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
-            (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
-             "--hidden-sizes must be positive widths"),
-        ]
-    else:
-        checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
-                   (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
-                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}"),
-                   (cfg.entropy_coef >= 0, f"--entropy-coef must be ≥ 0, got {cfg.entropy_coef}"),
-                   (cfg.init_std >= 0, f"--init-std must be ≥ 0, got {cfg.init_std}")]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# 2. Seeding and device
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# Reproducibility needs every random source seeded in one place: Python's `random`, numpy, torch,
-# and the environment (seeded by its first `reset(seed=...)`). On the CPU with one thread, the same
-# seed then gives the same games, score for score. GPUs may pick non-deterministic kernels.
-
-
-def seed_everything(seed):
-    """Seed python's `random`, numpy's global RNG and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def pick_device(name):
-    """Map 'auto' | 'cpu' | 'cuda' to a torch.device; 'cuda' without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU "
-                         "(use --device cpu or auto)")
-    return torch.device(name)
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# 3. Environment
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# Breakout through Gymnasium 1.x and ale-py. We use "ALE/Breakout-v5" with obs_type="ram", so an
-# observation is the console's 128 bytes of RAM (uint8), and frameskip=4, so one agent step
-# repeats the action for 4 frames. The screen flickers, which is why pixel DQN max-pools two
-# frames; RAM does not flicker, so no pooling is needed. Sticky actions (v5's default 0.25) are
-# off by default, as in the Nature paper; --sticky-actions 0.25 turns them back on.
+# Breakout through Gymnasium 1.x and ale-py: gym.make("ALE/Breakout-v5", obs_type="ram",
+# frameskip=4, repeat_action_probability=0.0). An observation is then the console's 128 bytes of
+# RAM (uint8, 0..255), and one agent step repeats the action for 4 frames. Sticky actions (v5's
+# default 0.25) are turned off, as in the Nature paper.
 #
 # Gymnasium 1.x API: reset() returns (obs, info); step() returns five values
 # (obs, reward, terminated, truncated, info). `terminated` means the game really ended (no more
@@ -330,11 +117,18 @@ def pick_device(name):
 # the game could have gone on, so its value is NOT 0. Mixing the two up is the most common bug in
 # DQN ports.
 #
-# Breakout has two more traps, handled by AtariLives below:
-#   * the ball is only served after FIRE. An agent that never presses FIRE sees nothing happen for
-#     the rest of the game; we press FIRE for it at the start and after every lost life;
-#   * a game has 5 lives. For learning, losing a life is a terminal (no bootstrapping past it:
-#     that teaches "losing a life is bad" fast), but the game goes on — we do not reset.
+# The traps, and who handles each:
+#   * FIRE: the ball is only served after FIRE. An agent that never presses it sees nothing happen
+#     for the rest of the game (27,000 steps until the time limit). AtariLives presses FIRE for it
+#     at the start and after every lost life.
+#   * lives: a game has 5 lives. For learning, losing a life is a terminal (no bootstrapping past
+#     it: that teaches "losing a life is bad" fast), but the game goes on — we do not reset.
+#     AtariLives reports info["life_lost"]; the training loop stores done = terminated or life_lost.
+#   * scaling: RAM bytes (and pixels) are 0..255. Fed raw, they saturate the first layer and make
+#     Adam's steps far too large; QNetwork divides uint8 input by 255 itself.
+#   * reward clipping: Breakout's rows are worth 1, 4 or 7 points, other games' rewards run into
+#     the hundreds. The loop learns from sign(reward) ∈ {−1, 0, 1}, so one learning rate suits
+#     every game, and reports the raw score.
 
 
 class AtariLives(gym.Wrapper):
@@ -380,98 +174,12 @@ class AtariLives(gym.Wrapper):
         return obs, info
 
 
-# Pixels (--obs pixels, the Nature-DQN input): ALE renders a 210×160 grayscale screen; we shrink
-# it to 84×84 and stack the last 4, so that one observation shows where the ball is going, not
-# only where it is. Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one
-# of our packages; an area-averaging resize is two small matrix products (ResizeFrame).
-# Gymnasium's own FrameStackObservation does the stacking. Nature DQN also takes the max of the
-# last two frames, because some games draw sprites only every other frame; Breakout draws the ball
-# and paddle on every frame, so we skip that.
-
-
-def area_resize_matrix(source, target):
-    """(target, source) matrix whose rows average the source pixels each target pixel covers
-    (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
-    edges = np.linspace(0.0, source, target + 1)
-    matrix = np.zeros((target, source), dtype=np.float32)
-    for row, (low, high) in enumerate(itertools.pairwise(edges)):
-        for pixel in range(int(low), int(np.ceil(high))):
-            matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
-    return matrix / matrix.sum(axis=1, keepdims=True)
-
-
-class ResizeFrame(gym.ObservationWrapper):
-    """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
-    small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
-
-    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
-    every frame, which measured 3× slower per env step here."""
-
-    def __init__(self, env, size=84):
-        super().__init__(env)
-        height, width = env.observation_space.shape
-        self.rows = torch.from_numpy(area_resize_matrix(height, size))       # (size, H)
-        self.cols_t = torch.from_numpy(area_resize_matrix(width, size).T)    # (W, size)
-        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
-
-    def observation(self, frame):
-        small = self.rows @ torch.from_numpy(frame).to(torch.float32) @ self.cols_t
-        return small.round_().to(torch.uint8).numpy()  # (size, size)
-
-
-def is_atari(env_id):
-    """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'.
-
-    Raises gymnasium's NameNotFound/VersionNotFound for ids that are not registered."""
-    spec = gym.spec(env_id)
-    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
-
-
-def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram"):
-    """Build an environment. Atari games skip 4 frames, get the AtariLives wrapper and read RAM
-    (obs="ram": 128 uint8) or the screen (obs="pixels": (4, 84, 84) uint8, the last 4 frames).
-
-    Raises ValueError with a one-line explanation for unknown ids, missing optional packages,
-    pixels asked of a non-Atari env, and action spaces that are not discrete.
-    """
-    try:
-        if is_atari(env_id):
-            env = gym.make(env_id, obs_type="grayscale" if obs == "pixels" else "ram",
-                           frameskip=4, repeat_action_probability=sticky_actions,
-                           render_mode=render_mode)
-            env = AtariLives(env, noop_max=noop_max)
-            if obs == "pixels":
-                # padding_type="reset": a new game's first state is its first frame, 4 times.
-                env = gym.wrappers.FrameStackObservation(ResizeFrame(env, 84), 4,
-                                                         padding_type="reset")
-        elif obs == "pixels":
-            raise ValueError(f"--obs pixels needs an Atari env (e.g. ALE/Breakout-v5), "
-                             f"not {env_id}")
-        else:
-            env = gym.make(env_id, render_mode=render_mode)
-    except gym.error.DependencyNotInstalled as error:
-        if "box2d" in str(error).lower() or "box2d" in str(gym.spec(env_id).entry_point):
-            # Box2D's prebuilt wheel installs anywhere; gymnasium[box2d] needs swig to build.
-            raise ValueError(f"{env_id} needs Box2D: pip install box2d pygame") from None
-        raise ValueError(f"{env_id} needs an optional package: {error}") from None
-    except gym.error.Error:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown environment {env_id!r}{hint}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise ValueError(f"{env_id} has a {type(env.action_space).__name__} action space; "
-                         "DQN and the policy gradient here need discrete actions")
-    return env
-
-
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 4. QNetwork
+# 2. QNetwork
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# Q(s, ·; θ): one forward pass gives the value of every action in state s. Breakout's RAM is 128
-# bytes in 0..255; the network scales them to 0..1 once, on entry (large raw inputs would saturate
-# the first layer and make Adam's steps far too big). The scale is a buffer, so it is saved inside
-# the state_dict with the weights.
+# Q(s, ·; θ): one forward pass gives the value of every action in state s. The network itself
+# scales uint8 input (RAM bytes) from 0..255 to 0..1 on entry, so a copied QNetwork is right
+# whatever feeds it; float observations (CartPole's 4 numbers) go in as they are.
 
 
 class QNetwork(nn.Module):
@@ -482,10 +190,9 @@ class QNetwork(nn.Module):
         action_size: number of discrete actions.
         seed: seeds torch's global RNG so the initial weights are reproducible.
         hidden_sizes: widths of the hidden layers.
-        obs_scale: multiplies the input on entry (1/255 for uint8 RAM, 1 for float observations).
     """
 
-    def __init__(self, state_size, action_size, seed=0, hidden_sizes=(256, 256), obs_scale=1.0):
+    def __init__(self, state_size, action_size, seed=0, hidden_sizes=(256, 256)):
         super().__init__()
         torch.manual_seed(seed)
         layers, width = [], state_size
@@ -494,56 +201,18 @@ class QNetwork(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, action_size))
         self.layers = nn.Sequential(*layers)
-        self.register_buffer("obs_scale", torch.tensor(float(obs_scale)))
 
     def forward(self, state):
-        """state: (batch, state_size), any dtype → Q-values (batch, action_size), float32."""
-        return self.layers(state.to(torch.float32) * self.obs_scale)
-
-
-# On pixels (--obs pixels) the network is Nature DQN's: three convolutions find the paddle, ball
-# and bricks wherever they are on the screen, then two dense layers map those features to Q-values.
-
-
-class ConvQNetwork(nn.Module):
-    """Nature-DQN convolutional network: (batch, 4, 84, 84) uint8 frames → (batch, n_actions).
-
-    Args:
-        frames: stacked frames per observation (the input channels), 4 in Nature DQN.
-        action_size: number of discrete actions.
-        seed: seeds torch's global RNG so the initial weights are reproducible.
-    """
-
-    def __init__(self, frames, action_size, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.layers = nn.Sequential(
-            nn.Conv2d(frames, 32, kernel_size=8, stride=4), nn.ReLU(),  # (batch, 32, 20, 20)
-            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),      # (batch, 64, 9, 9)
-            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),      # (batch, 64, 7, 7)
-            nn.Flatten(),                                                # (batch, 3136)
-            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
-            nn.Linear(512, action_size))
-        # pixels 0..255 → 0..1 on entry, saved with the weights like QNetwork's obs_scale
-        self.register_buffer("obs_scale", torch.tensor(1.0 / 255.0))
-        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
-        self.to(memory_format=torch.channels_last)
-
-    def forward(self, state):
-        """state: (batch, frames, 84, 84), any dtype → Q-values (batch, action_size), float32."""
-        return self.layers(state.to(torch.float32) * self.obs_scale)
-
-
-def make_qnetwork(obs_shape, action_size, seed, hidden_sizes, obs_scale):
-    """ConvQNetwork for stacked frames (obs_shape (frames, H, W)), else a QNetwork on the
-    flattened observation."""
-    if len(obs_shape) == 3:
-        return ConvQNetwork(obs_shape[0], action_size, seed)
-    return QNetwork(int(np.prod(obs_shape)), action_size, seed, hidden_sizes, obs_scale)
+        """state: (batch, state_size), uint8 (scaled by 1/255 here) or float
+        → Q-values (batch, action_size), float32."""
+        x = state.flatten(1).to(torch.float32)
+        if state.dtype == torch.uint8:
+            x = x * (1.0 / 255.0)  # bytes 0..255 → 0..1
+        return self.layers(x)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 5. ReplayBuffer
+# 3. ReplayBuffer
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # Learning from consecutive steps would feed the network strongly correlated samples; a replay
 # buffer stores past transitions and samples them uniformly. We preallocate one numpy array per
@@ -608,6 +277,314 @@ class ReplayBuffer:
 
     def __len__(self):
         return self.size
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 4. Agent
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# DQN in four methods. act(): ε-greedy, with ε falling linearly from eps_start to eps_end.
+# step(): store the transition and, every `train_every` steps, learn from a random batch.
+# learn(): move Q(s, a) toward the TD target
+#     y = r + γ·(1 − done)·Q_target(s′, a′)
+# where Q_target is a copy of the network refreshed only now and then: chasing a target that moves
+# with every gradient step is what makes naive Q-learning with neural nets diverge. The copy is
+# refreshed either by hard copies (Nature DQN) or by soft Polyak averaging (soft_update).
+# a′ is picked by the online network and valued by the target network (Double DQN, van Hasselt
+# et al. 2016), which over-estimates less than Nature DQN's max_a′ Q_target(s′, a′);
+# double_dqn=False gives the Nature target.
+
+
+class Agent:
+    """A DQN agent: online and target QNetworks, a ReplayBuffer and an Adam optimizer.
+
+    Args:
+        state_size: length of the flat observation (128 for Breakout's RAM).
+        action_size: number of discrete actions.
+        seed: seeds the network's initial weights, the buffer and the ε-greedy RNG.
+        hidden_sizes: widths of the QNetwork's hidden layers.
+        lr: Adam's learning rate.
+        gamma: discount factor γ.
+        buffer_size: replay capacity in transitions.
+        batch_size: transitions per gradient step.
+        learning_starts: transitions stored before the first gradient step.
+        train_every: agent steps between gradient steps.
+        target_update_every: agent steps between hard copies θ′ ← θ (used when tau == 0).
+        tau: soft update θ′ ← τθ + (1−τ)θ′ after every gradient step (0 = hard copies).
+        double_dqn: Double DQN's target (True) or Nature DQN's (False).
+        loss: "huber" (linear beyond an error of 1) or "mse".
+        grad_clip: clip the gradient's global norm to this (0 = off).
+        lr_decay_steps: agent steps over which lr falls linearly to 0 (0 = constant lr).
+        eps_start, eps_end, eps_decay_steps: act()'s ε schedule when no ε is passed.
+        device: torch device for the networks and sampled batches.
+        network: the online network to use instead of a QNetwork (e.g. a ConvQNetwork).
+        memory: the replay buffer to use instead of a ReplayBuffer (e.g. FrameStackReplayBuffer).
+    The defaults learn Breakout from RAM in a homework-length run (a few hundred thousand steps).
+    """
+
+    def __init__(self, state_size, action_size, seed=0, *, hidden_sizes=(256, 256), lr=1e-4,
+                 gamma=0.99, buffer_size=100_000, batch_size=64, learning_starts=10_000,
+                 train_every=4, target_update_every=1_000, tau=0.0, double_dqn=True,
+                 loss="huber", grad_clip=10.0, lr_decay_steps=0, eps_start=1.0, eps_end=0.05,
+                 eps_decay_steps=100_000, device="cpu", network=None, memory=None):
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
+        self.action_size = action_size
+        self.lr, self.gamma, self.batch_size = lr, gamma, batch_size
+        self.learning_starts, self.train_every = learning_starts, train_every
+        self.target_update_every, self.tau = target_update_every, tau
+        self.double_dqn, self.loss, self.grad_clip = double_dqn, loss, grad_clip
+        self.lr_decay_steps = lr_decay_steps
+        self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, eps_decay_steps
+        self.device = torch.device(device)
+        self.rng = np.random.default_rng(seed)
+        if network is None:
+            network = QNetwork(int(np.prod(state_size)), action_size, seed, hidden_sizes)
+        self.qnetwork_local = network.to(self.device)
+        self.qnetwork_target = copy.deepcopy(self.qnetwork_local)  # θ′ starts equal to θ
+        try:  # fused=True runs Adam's whole update as one kernel: ~3× faster (torch ≥ 2.4)
+            self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr, fused=True)
+        except (RuntimeError, TypeError):
+            self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr)
+        if memory is None:  # (not `memory or ...`: an empty buffer has len 0, so it is falsy)
+            memory = ReplayBuffer(action_size, buffer_size, batch_size, seed, self.device)
+        self.memory = memory
+        self.t_step = 0        # agent steps seen by step()
+        self.learn_steps = 0   # gradient steps taken
+        self.last_loss = float("nan")
+
+    def epsilon(self, step):
+        """ε at agent step `step`: ε = ε_start + (ε_end − ε_start)·min(step / decay_steps, 1)."""
+        if self.eps_decay_steps <= 0:
+            return self.eps_end
+        return self.eps_start + (self.eps_end - self.eps_start) * min(
+            step / self.eps_decay_steps, 1.0)
+
+    def act(self, state, eps=None):
+        """ε-greedy action (int) for one observation `state` (shape (state_size,), any dtype).
+
+        eps=None follows the agent's own schedule (epsilon() of the coming step)."""
+        if eps is None:
+            eps = self.epsilon(self.t_step + 1)
+        if self.rng.random() < eps:
+            return int(self.rng.integers(self.action_size))
+        # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
+        with torch.no_grad():
+            state_t = torch.as_tensor(np.asarray(state), device=self.device).unsqueeze(0)
+            q_values = self.qnetwork_local(state_t)                  # (1, n_actions)
+        return int(q_values.argmax(dim=1).item())
+
+    @property
+    def warm(self):
+        """True once the buffer holds enough transitions to learn from."""
+        return len(self.memory) >= max(self.learning_starts, self.batch_size)
+
+    def step(self, state, action, reward, next_state, done):
+        """Store a transition; learn every `train_every` steps once the buffer is warm.
+
+        `done` must be True only for a real terminal (or a lost life), never for a time limit.
+        Raises FloatingPointError if the loss stops being finite (the weights are then useless).
+        """
+        self.memory.push(state, action, reward, next_state, done)
+        self.t_step += 1
+        if self.warm and self.t_step % self.train_every == 0:
+            if self.lr_decay_steps > 0:
+                # lr_t = lr·max(0, 1 − t / lr_decay_steps)
+                lr_now = self.lr * max(0.0, 1.0 - self.t_step / self.lr_decay_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_now
+            self.last_loss = self.learn(self.memory.sample())
+            if not math.isfinite(self.last_loss):
+                raise FloatingPointError(f"the loss became {self.last_loss} at step "
+                                         f"{self.t_step} (try a lower learning rate)")
+            if self.tau > 0:
+                self.soft_update(self.qnetwork_local, self.qnetwork_target, self.tau)
+        if self.tau == 0 and self.t_step % self.target_update_every == 0:
+            self.hard_update(self.qnetwork_local, self.qnetwork_target)
+
+    def learn(self, experiences, gamma=None):
+        """One gradient step on a batch (states, actions, rewards, next_states, dones), shapes
+        (B, *obs), (B,) int64, (B,) float32, (B, *obs), (B,) float32; gamma defaults to the
+        agent's. Returns the loss (Huber or MSE, as a float) before the step.
+        """
+        gamma = self.gamma if gamma is None else gamma
+        states, actions, rewards, next_states, dones = experiences
+        # ── the core of DQN ──────────────────────────────────────────────────────────────────
+        with torch.no_grad():
+            if self.double_dqn:
+                # Double DQN: a′ = argmax_a′ Q_local(s′, a′), valued by Q_target(s′, a′).
+                next_actions = self.qnetwork_local(next_states).argmax(dim=1, keepdim=True)
+                next_q = self.qnetwork_target(next_states).gather(1, next_actions).squeeze(1)
+            else:
+                # Nature DQN: max_a′ Q_target(s′, a′).
+                next_q = self.qnetwork_target(next_states).max(dim=1).values   # (batch,)
+            # y = r + γ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal.
+            td_target = rewards + gamma * (1.0 - dones) * next_q              # (batch,)
+        # Q(s, a) for the actions actually taken.
+        q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+        # With the TD error δ = Q(s, a) − y:
+        if self.loss == "mse":
+            # L = mean(δ²): a large error counts in proportion (what CartPole's rare failures
+            # need).
+            loss = F.mse_loss(q_taken, td_target)
+        else:
+            # Huber: L = mean(½δ² if |δ| ≤ 1 else |δ| − ½): squared for small errors, linear
+            # for large ones, so one surprising transition cannot produce a huge gradient (the
+            # Nature paper's "error clipping").
+            loss = F.smooth_l1_loss(q_taken, td_target)
+        # ─────────────────────────────────────────────────────────────────────────────────────
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.qnetwork_local.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.learn_steps += 1
+        return loss.item()
+
+    def state_dict(self):
+        """Everything a resumed run needs, as CPU tensors and plain numbers:
+        {"weights": online net, "train_state": {target net, optimizer, counters}}."""
+        def on_cpu(state):
+            return {k: v.cpu() for k, v in state.items()}
+        return {"weights": on_cpu(self.qnetwork_local.state_dict()),
+                "train_state": {"target": on_cpu(self.qnetwork_target.state_dict()),
+                                "optimizer": self.optimizer.state_dict(),
+                                "t_step": self.t_step, "learn_steps": self.learn_steps}}
+
+    def load_state_dict(self, weights, train_state):
+        """Restore what state_dict() returned (the replay buffer is not part of it)."""
+        self.qnetwork_local.load_state_dict(weights)
+        self.qnetwork_target.load_state_dict(train_state["target"])
+        self.optimizer.load_state_dict(train_state["optimizer"])
+        self.t_step, self.learn_steps = train_state["t_step"], train_state["learn_steps"]
+
+    @staticmethod
+    def soft_update(local_model, target_model, tau):
+        """Polyak averaging of the target's parameters: θ′ ← τ·θ + (1 − τ)·θ′."""
+        with torch.no_grad():
+            for target_param, local_param in zip(target_model.parameters(),
+                                                 local_model.parameters()):
+                target_param.mul_(1.0 - tau).add_(local_param, alpha=tau)
+
+    @staticmethod
+    def hard_update(local_model, target_model):
+        """Copy the online network into the target network: θ′ ← θ."""
+        target_model.load_state_dict(local_model.state_dict())
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 5. The DQN training loop
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# One flat loop: act, step the env, store and learn, start a new game when one ends. A "game" is
+# a full episode of the environment (for Breakout all 5 lives) and its score is the raw,
+# unclipped sum of rewards. The same loop runs the command line's training: `on_step` is where
+# the runner in Part II hooks its log, checkpoints and stop conditions.
+
+
+def run_dqn(env, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
+    """Train `agent` on `env` until it has taken `total_steps` agent steps (counting the steps it
+    took before, so a restored agent continues). Returns the agent's step count at the end.
+
+    on_step(step, game_score), if given, is called after every step; game_score is the raw score
+    of the game that just ended, or None. It may return True to stop early.
+    """
+    obs, _ = env.reset(seed=seed)
+    score = 0.0
+    while agent.t_step < total_steps:
+        action = agent.act(obs)  # ε-greedy, ε from the agent's schedule
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        score += reward
+        # Learn from sign(r) ∈ {−1, 0, 1}; the score we report stays the raw one.
+        learn_reward = np.sign(reward) if clip_rewards else reward
+        # A lost life is a terminal for learning: no bootstrapping past it. A time limit
+        # (truncated) is not: the next state still has value, so it is left out here.
+        done = terminated or info.get("life_lost", False)
+        agent.step(obs, action, learn_reward, next_obs, done)
+        obs = next_obs
+        game_score = None
+        if terminated or truncated:  # the game is over (all lives) or cut: start a new one
+            game_score, score = score, 0.0
+            obs, _ = env.reset()
+        if on_step is not None and on_step(agent.t_step, game_score):
+            break
+    return agent.t_step
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 6. DQN from pixels: ConvQNetwork and FrameStackReplayBuffer
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# The HELL level (--obs pixels): ALE renders a 210×160 grayscale screen; we shrink it to 84×84 and
+# stack the last 4, so that one observation shows where the ball is going, not only where it is.
+# Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one of our packages;
+# an area-averaging resize is two small matrix products (ResizeFrame). Gymnasium's own
+# FrameStackObservation does the stacking. Nature DQN also takes the max of the last two frames,
+# because some games draw sprites only every other frame; Breakout draws the ball and paddle on
+# every frame, so we skip that. The Agent takes these through its `network` and `memory`
+# arguments; everything else about DQN stays as it is.
+
+
+def area_resize_matrix(source, target):
+    """(target, source) matrix whose rows average the source pixels each target pixel covers
+    (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
+    edges = np.linspace(0.0, source, target + 1)
+    matrix = np.zeros((target, source), dtype=np.float32)
+    for row, (low, high) in enumerate(itertools.pairwise(edges)):
+        for pixel in range(int(low), int(np.ceil(high))):
+            matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+class ResizeFrame(gym.ObservationWrapper):
+    """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
+    small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
+
+    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
+    every frame, which measured 3× slower per env step here."""
+
+    def __init__(self, env, size=84):
+        super().__init__(env)
+        height, width = env.observation_space.shape
+        self.rows = torch.from_numpy(area_resize_matrix(height, size))       # (size, H)
+        self.cols_t = torch.from_numpy(area_resize_matrix(width, size).T)    # (W, size)
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
+
+    def observation(self, frame):
+        small = self.rows @ torch.from_numpy(frame).to(torch.float32) @ self.cols_t
+        return small.round_().to(torch.uint8).numpy()  # (size, size)
+
+
+# Nature DQN's network: three convolutions find the paddle, ball and bricks wherever they are on
+# the screen, then two dense layers map those features to Q-values.
+
+
+class ConvQNetwork(nn.Module):
+    """Nature-DQN convolutional network: (batch, 4, 84, 84) uint8 frames → (batch, n_actions).
+
+    Args:
+        frames: stacked frames per observation (the input channels), 4 in Nature DQN.
+        action_size: number of discrete actions.
+        seed: seeds torch's global RNG so the initial weights are reproducible.
+    """
+
+    def __init__(self, frames, action_size, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.layers = nn.Sequential(
+            nn.Conv2d(frames, 32, kernel_size=8, stride=4), nn.ReLU(),  # (batch, 32, 20, 20)
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),      # (batch, 64, 9, 9)
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),      # (batch, 64, 7, 7)
+            nn.Flatten(),                                                # (batch, 3136)
+            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+            nn.Linear(512, action_size))
+        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, state):
+        """state: (batch, frames, 84, 84), uint8 (scaled by 1/255 here) or float
+        → Q-values (batch, action_size), float32."""
+        x = state.to(torch.float32)
+        if state.dtype == torch.uint8:
+            x = x * (1.0 / 255.0)  # pixels 0..255 → 0..1
+        return self.layers(x)
 
 
 # Pixels need a second trick. Consecutive states share 3 of their 4 frames, so storing a state and
@@ -684,157 +661,16 @@ class FrameStackReplayBuffer(ReplayBuffer):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 6. Agent
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# DQN in four methods. act(): ε-greedy. step(): store the transition and, every `train_every`
-# steps, learn from a random batch. learn(): move Q(s,a) toward the TD target
-#     y = r + γ·(1 − done)·Q_target(s′, a′)
-# where Q_target is a copy of the network refreshed only now and then: chasing a target that moves
-# with every gradient step is what makes naive Q-learning with neural nets diverge. The copy is
-# refreshed either by hard copies (Nature DQN) or by soft Polyak averaging (soft_update).
-
-
-class Agent:
-    """A DQN agent: online and target QNetworks, a ReplayBuffer and an Adam optimizer.
-
-    Args:
-        state_size: length of the flat observation, or the observation's shape; a shape
-            (frames, H, W) gets ConvQNetworks and a FrameStackReplayBuffer.
-        action_size: number of discrete actions.
-        seed: seeds the networks' initial weights, the buffer and the ε-greedy RNG.
-        config: a DQNConfig (defaults if None).
-        device: torch device for the networks and sampled batches.
-        obs_scale: input scale for the QNetwork (1/255 for uint8 RAM).
-    """
-
-    def __init__(self, state_size, action_size, seed=0, config=None, device="cpu", obs_scale=1.0):
-        self.config = config or DQNConfig()
-        self.action_size = action_size
-        self.device = torch.device(device)
-        self.rng = np.random.default_rng(seed)
-        obs_shape = tuple(int(n) for n in np.atleast_1d(state_size))
-        hidden = tuple(self.config.hidden_sizes)
-        self.qnetwork_local = make_qnetwork(obs_shape, action_size, seed, hidden,
-                                            obs_scale).to(device)
-        self.qnetwork_target = make_qnetwork(obs_shape, action_size, seed, hidden,
-                                             obs_scale).to(device)
-        self.hard_update(self.qnetwork_local, self.qnetwork_target)
-        # fused=True runs Adam's whole update as one kernel: ~3× faster than the default here.
-        self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=self.config.lr,
-                                          fused=True)
-        buffer_class = FrameStackReplayBuffer if len(obs_shape) == 3 else ReplayBuffer
-        self.memory = buffer_class(action_size, self.config.buffer_size, self.config.batch_size,
-                                   seed, self.device)
-        self.t_step = 0        # agent steps seen by step()
-        self.learn_steps = 0   # gradient steps taken
-        self.last_loss = float("nan")
-
-    def act(self, state, eps=0.0):
-        """ε-greedy action (int) for one observation `state` (shape (state_size,) or obs_shape)."""
-        if self.rng.random() < eps:
-            return int(self.rng.integers(self.action_size))
-        # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
-        with torch.no_grad():
-            state_t = torch.as_tensor(state, device=self.device).unsqueeze(0)  # (1, *obs_shape)
-            q_values = self.qnetwork_local(state_t)                             # (1, n_actions)
-        return int(q_values.argmax(dim=1).item())
-
-    def step(self, state, action, reward, next_state, done):
-        """Store a transition; learn every `train_every` steps once the buffer is warm.
-
-        `done` must be True only for a real terminal (or a lost life), never for a time limit.
-        """
-        cfg = self.config
-        self.memory.push(state, action, reward, next_state, done)
-        self.t_step += 1
-        warm = len(self.memory) >= max(cfg.learning_starts, cfg.batch_size)
-        if warm and self.t_step % cfg.train_every == 0:
-            if cfg.lr_decay_steps > 0:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = linear_schedule(cfg.lr, 0.0, cfg.lr_decay_steps, self.t_step)
-            self.last_loss = self.learn(self.memory.sample(), cfg.gamma)
-            if not math.isfinite(self.last_loss):  # diverged: stop before the weights are saved
-                raise FloatingPointError(f"the loss became {self.last_loss} at step "
-                                         f"{self.t_step} (try a lower --lr)")
-            if cfg.tau > 0:
-                self.soft_update(self.qnetwork_local, self.qnetwork_target, cfg.tau)
-        if cfg.tau == 0 and self.t_step % cfg.target_update_every == 0:
-            self.hard_update(self.qnetwork_local, self.qnetwork_target)
-
-    def learn(self, experiences, gamma):
-        """One gradient step on a batch (states, actions, rewards, next_states, dones).
-
-        Returns the loss (Huber or MSE, as a float) before the step.
-        """
-        states, actions, rewards, next_states, dones = experiences
-        # ── the core of DQN ──────────────────────────────────────────────────────────────────
-        with torch.no_grad():
-            if self.config.double_dqn:
-                # Double DQN: a′ = argmax_a′ Q_local(s′, a′), valued by Q_target(s′, a′).
-                next_actions = self.qnetwork_local(next_states).argmax(dim=1, keepdim=True)
-                next_q = self.qnetwork_target(next_states).gather(1, next_actions).squeeze(1)
-            else:
-                # Plain DQN: max_a′ Q_target(s′, a′).
-                next_q = self.qnetwork_target(next_states).max(dim=1).values   # (batch,)
-            # y = r + γ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal.
-            td_target = rewards + gamma * (1.0 - dones) * next_q              # (batch,)
-        # Q(s, a) for the actions actually taken.
-        q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
-        # Huber loss: squared for small TD errors, linear for large ones, so one surprising
-        # transition cannot produce a huge gradient (the Nature paper's "error clipping"; with
-        # rewards clipped to ±1 errors are small anyway). MSE instead lets a large error count
-        # in proportion: what CartPole's rare failures need (see ENV_DEFAULTS).
-        if self.config.loss == "mse":
-            loss = F.mse_loss(q_taken, td_target)
-        else:
-            loss = F.smooth_l1_loss(q_taken, td_target)
-        # ─────────────────────────────────────────────────────────────────────────────────────
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.qnetwork_local.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        self.learn_steps += 1
-        return loss.item()
-
-    def state_dict(self):
-        """Everything a resumed run needs, as CPU tensors and plain numbers:
-        {"weights": online net, "train_state": {target net, optimizer, counters}}."""
-        def on_cpu(state):
-            return {k: v.cpu() for k, v in state.items()}
-        return {"weights": on_cpu(self.qnetwork_local.state_dict()),
-                "train_state": {"target": on_cpu(self.qnetwork_target.state_dict()),
-                                "optimizer": self.optimizer.state_dict(),
-                                "t_step": self.t_step, "learn_steps": self.learn_steps}}
-
-    def load_state_dict(self, weights, train_state):
-        """Restore what state_dict() returned (the replay buffer is not part of it)."""
-        self.qnetwork_local.load_state_dict(weights)
-        self.qnetwork_target.load_state_dict(train_state["target"])
-        self.optimizer.load_state_dict(train_state["optimizer"])
-        self.t_step, self.learn_steps = train_state["t_step"], train_state["learn_steps"]
-
-    @staticmethod
-    def soft_update(local_model, target_model, tau):
-        """Polyak averaging of the target's parameters: θ′ ← τ·θ + (1 − τ)·θ′."""
-        with torch.no_grad():
-            for target_param, local_param in zip(target_model.parameters(),
-                                                 local_model.parameters()):
-                target_param.mul_(1.0 - tau).add_(local_param, alpha=tau)
-
-    @staticmethod
-    def hard_update(local_model, target_model):
-        """Copy the online network into the target network: θ′ ← θ."""
-        target_model.load_state_dict(local_model.state_dict())
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════════
 # 7. LogisticPolicy (REINFORCE in numpy)
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A policy gradient method improves a stochastic policy π(a|s, θ) directly. The objective is the
-# expected return J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
-#     ∇J(θ) = E[ Σ_t ∇_θ log π(a_t|s_t, θ) · G_t ],   G_t = Σ_{k≥t} γ^(k−t) r_k,
-# which REINFORCE estimates from one whole episode and climbs: θ ← θ + α·∇J.
+# expected return from the start, J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
+#     ∇J(θ) = E[ Σ_t γ^t · G_t · ∇_θ log π(a_t|s_t, θ) ],   G_t = Σ_{k≥t} γ^(k−t) r_k.
+# REINFORCE estimates it from one whole episode and climbs: θ ← θ + α·∇J. Like most
+# implementations (and Sutton & Barto's episodic pseudocode without its γ^t), we drop the γ^t
+# factor: every step's action then counts as much as the first one's. That is the gradient of
+# the average discounted return from each visited state rather than from the start alone — a
+# slightly biased direction that learns better in practice.
 #
 # With two actions the policy can be a logistic regression on the features x = φ(s):
 #     π(1|x) = σ(x·θ),  π(0|x) = 1 − σ(x·θ),  σ(z) = 1 / (1 + e^−z).
@@ -859,45 +695,49 @@ class LinearBaseline:
         lr: step size β of the least-squares fit.
     """
 
-    def __init__(self, n_features, lr):
+    def __init__(self, n_features, lr=0.01):
         self.w = np.zeros(n_features)
         self.lr = lr
 
     def values(self, x):
         """V(s) = x·w for features x of shape (T, n_features) → (T,), or (n_features,) → float."""
-        return x @ self.w
+        return np.asarray(x, dtype=np.float64) @ self.w
 
     def fit(self, x, returns):
         """One gradient step on ½·mean((G − V)²): w ← w + β·xᵀ(G − V)/T. x (T, n), returns (T,)."""
-        self.w += self.lr * x.T @ (returns - self.values(x)) / len(returns)
+        x = np.asarray(x, dtype=np.float64)
+        self.w += self.lr * x.T @ (np.asarray(returns) - self.values(x)) / len(returns)
 
 
 class LogisticPolicy:
     """Two-action stochastic policy π(1|x) = σ(x·θ), trained by REINFORCE (numpy only).
 
     Args:
-        theta: initial parameters θ, shape (n_features,).
+        theta: initial parameters θ, shape (n_features,) (a list is fine).
         alpha: gradient-ascent step size α.
         gamma: discount factor γ.
-        seed: seeds the RNG that samples actions.
+        seed: seeds the RNG that samples actions; None follows numpy's global RNG, so
+            np.random.seed(...) makes the run reproducible.
         normalize_returns: standardise each episode's returns (or advantages) before the update.
         baseline: a LinearBaseline to subtract from the returns, or None.
         entropy_coef: weight β of the entropy bonus (0 = plain REINFORCE).
+    Features x may be numpy arrays or lists of numbers.
     """
 
-    def __init__(self, theta, alpha, gamma, seed=None, normalize_returns=False, baseline=None,
-                 entropy_coef=0.0):
+    def __init__(self, theta, alpha=0.002, gamma=0.99, seed=None, normalize_returns=False,
+                 baseline=None, entropy_coef=0.0):
         self.theta = np.array(theta, dtype=np.float64)
         self.alpha = alpha
         self.gamma = gamma
         self.normalize_returns = normalize_returns
         self.baseline = baseline
         self.entropy_coef = entropy_coef
-        self.rng = np.random.default_rng(seed)
+        # np.random (the module) draws from numpy's global RNG, which np.random.seed() sets.
+        self.rng = np.random if seed is None else np.random.default_rng(seed)
 
     def probs(self, x):
         """Action probabilities [π(0|x), π(1|x)] for features x of shape (n_features,)."""
-        p1 = sigmoid(x @ self.theta)
+        p1 = sigmoid(np.asarray(x, dtype=np.float64) @ self.theta)
         return np.array([1.0 - p1, p1])
 
     def act(self, x):
@@ -908,6 +748,7 @@ class LogisticPolicy:
 
     def grad_log_p(self, x):
         """(∇θ log π(0|x), ∇θ log π(1|x)), each of shape (n_features,)."""
+        x = np.asarray(x, dtype=np.float64)
         p1 = sigmoid(x @ self.theta)
         # ∇θ log π(0|x) = −x·σ(x·θ);   ∇θ log π(1|x) = x·(1 − σ(x·θ))
         return -x * p1, x * (1.0 - p1)
@@ -919,6 +760,7 @@ class LogisticPolicy:
         dH/dp = −z, and dp/dz = p(1 − p), so ∇θ H = −x·z·p·(1 − p): zero at p = ½ (most
         uncertain), pulling z back towards 0 as the policy grows sure of itself.
         """
+        x = np.asarray(x, dtype=np.float64)
         z = x @ self.theta
         p1 = sigmoid(z)
         return -x * z * p1 * (1.0 - p1)
@@ -941,12 +783,13 @@ class LogisticPolicy:
         return returns
 
     def update(self, rewards, obs, actions, last_value=0.0, ends=None):
-        """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,);
-        `last_value` and `ends` as in discount_rewards.
+        """One REINFORCE step from one episode: rewards (T,), features obs (T, n), actions (T,)
+        (arrays or lists); `last_value` and `ends` as in discount_rewards.
 
         Returns the gradient estimate that was applied, shaped like theta.
         """
-        returns = self.discount_rewards(rewards, last_value, ends)
+        obs = np.asarray(obs, dtype=np.float64)
+        returns = self.discount_rewards(np.asarray(rewards, dtype=np.float64), last_value, ends)
         # Reward-to-go: G_t sums only the rewards *after* step t; an action cannot change what
         # came before it, so earlier rewards would add noise to its gradient and nothing else.
         advantages = returns
@@ -955,13 +798,15 @@ class LogisticPolicy:
             advantages = returns - self.baseline.values(obs)
             self.baseline.fit(obs, returns)
         if self.normalize_returns and len(advantages) > 1:
-            # Subtracting the episode's mean (a crude baseline) and dividing by the std keeps
-            # the gradient's direction in expectation and makes its size independent of the
-            # reward scale: actions better than this episode's average are pushed up.
+            # Â_t = (A_t − mean(A)) / std(A). Subtracting the episode's mean acts as a crude
+            # baseline and dividing by the std makes the step size independent of the reward
+            # scale: actions better than this episode's average are pushed up. Both use the
+            # episode's own returns, so this is not an exact unbiased estimate any more — a
+            # small bias traded for much lower variance.
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         # one ∇θ log π(a_t|s_t) per step: (T, *theta.shape)
         grad_log_pi = np.array([self.grad_log_p(x)[a] for x, a in zip(obs, actions)])
-        # ∇J(θ) ≈ Σ_t ∇θ log π(a_t|s_t) · A_t   (A_t = G_t without a baseline)
+        # ∇J(θ) ≈ Σ_t A_t · ∇θ log π(a_t|s_t)   (A_t = G_t without a baseline; γ^t dropped)
         gradient = np.tensordot(advantages, grad_log_pi, axes=1)
         if self.entropy_coef > 0:
             # Entropy bonus: climb J(θ) + β·Σ_t H(π(·|s_t)). Without it one lucky episode can make
@@ -979,11 +824,14 @@ class LogisticPolicy:
         return {"weights": weights, "train_state": {}}
 
 
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 8. SoftmaxPolicy and the features a linear policy sees
+# ════════════════════════════════════════════════════════════════════════════════════════════════
 # With n actions the logistic policy generalises to a softmax over one linear score per action,
 # θ of shape (n_features, n_actions):
 #     π(a|x) = exp(x·θ_a) / Σ_b exp(x·θ_b),   ∇θ log π(a|x) = x ⊗ (1[a] − π(·|x)),
 # where 1[a] is the one-hot vector of a. With n = 2 this is the logistic policy again. The
-# REINFORCE update (discounted returns, Σ_t ∇θ log π · G_t, θ ← θ + α·∇J) does not change.
+# REINFORCE update (discounted returns, Σ_t A_t·∇θ log π, θ ← θ + α·∇J) does not change.
 
 
 def softmax(logits):
@@ -1002,7 +850,7 @@ class SoftmaxPolicy(LogisticPolicy):
 
     def probs(self, x):
         """Action probabilities π(·|x), shape (n_actions,), for features x (n_features,)."""
-        return softmax(x @ self.theta)
+        return softmax(np.asarray(x, dtype=np.float64) @ self.theta)
 
     def act(self, x):
         """Sample an action; returns (action: int, probability of that action: float)."""
@@ -1012,6 +860,7 @@ class SoftmaxPolicy(LogisticPolicy):
 
     def grad_log_p(self, x):
         """[∇θ log π(a|x) for each action a], each of shape (n_features, n_actions)."""
+        x = np.asarray(x, dtype=np.float64)
         probs = self.probs(x)
         one_hot = np.eye(len(probs))
         # ∇θ log π(a|x) = x ⊗ (1[a] − π(·|x))
@@ -1024,6 +873,7 @@ class SoftmaxPolicy(LogisticPolicy):
         ∇θ H = x ⊗ (−π ⊙ (log π + H)). log π is computed as z − max z − log Σ exp(z − max z),
         which stays finite where π itself underflows to 0.
         """
+        x = np.asarray(x, dtype=np.float64)
         logits = x @ self.theta
         shifted = logits - logits.max()
         log_probs = shifted - np.log(np.exp(shifted).sum())
@@ -1090,6 +940,7 @@ class FeatureScaler:
                 "obs_count": torch.tensor(self.count)}
 
     def load_state_dict(self, weights):
+        """Restore what state_dict() returned (tensors or arrays)."""
         self.mean = np.asarray(weights["obs_mean"], dtype=np.float64)
         self.var = np.asarray(weights["obs_var"], dtype=np.float64)
         self.count = int(weights["obs_count"])
@@ -1104,16 +955,427 @@ def pg_features(obs, scaler=None):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 8. Training loops
+# 9. The REINFORCE training loop
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# The two loops below look alike on purpose, so the algorithmic difference stands out: DQN learns
-# after every few steps from replayed transitions; REINFORCE learns once per episode from that
-# episode alone. Everything that is not the algorithm — history.csv, the progress line, the
-# curve, checkpoints, the GIF — belongs to a RunRecorder. One "game" is a full episode of the
-# environment (for Breakout all 5 lives) and its score is the raw, unclipped sum of rewards.
-#
-# Nothing is lost when training stops early: Ctrl-C (SIGINT) and SIGTERM raise StopTraining,
-# and the loop's `finally` saves the checkpoint, history and curve before the exit (130 / 143).
+# It looks like the DQN loop on purpose, so the algorithmic difference stands out: DQN learns
+# every few steps from replayed transitions; REINFORCE plays a whole episode, then learns once
+# from that episode alone and throws it away.
+
+
+def run_reinforce(env, policy, episodes, scaler=None, clip_rewards=False, life_loss_reward=0.0,
+                  life_loss_ends_return=False, first_episode=1, seed=None, on_episode=None):
+    """Train `policy` (LogisticPolicy or SoftmaxPolicy) on `env` for episodes first_episode …
+    episodes; returns the number of the last episode played.
+
+    scaler: a FeatureScaler to standardise the features (updated after each episode), or None.
+    clip_rewards: learn from sign(reward). life_loss_reward: added to the learning reward at a
+    lost life (Atari). life_loss_ends_return: a lost life ends the discounted return.
+    on_episode(episode, score, steps), if given, is called after each update with the raw score
+    and the episode's length; it may return True to stop early.
+    """
+    obs, _ = env.reset(seed=seed)
+    episode = first_episode - 1
+    for episode in range(first_episode, episodes + 1):
+        features, actions, rewards, ends, seen = [], [], [], [], []
+        terminated = truncated = False
+        score = 0.0
+        while not (terminated or truncated):
+            x = pg_features(obs, scaler)
+            action, _ = policy.act(x)
+            seen.append(obs)
+            obs, reward, terminated, truncated, info = env.step(action)
+            features.append(x)
+            actions.append(action)
+            life_lost = info.get("life_lost", False)
+            learn_reward = np.sign(reward) if clip_rewards else reward
+            rewards.append(learn_reward + life_loss_reward * life_lost)
+            ends.append(life_loss_ends_return and life_lost)
+            score += reward
+        # REINFORCE needs the whole episode: the return G_t sums every reward after t.
+        # After a real terminal nothing more comes (G = 0). After a time limit (truncated,
+        # CartPole-v1 at 500 steps) the game could have gone on: without an estimate, the
+        # last steps of a perfect episode would look like bad ones. The baseline's V(s_T)
+        # supplies that estimate.
+        last_value = 0.0
+        if truncated and policy.baseline is not None:
+            last_value = policy.baseline.values(pg_features(obs, scaler))
+        policy.update(rewards, features, actions, last_value, ends)
+        if scaler is not None:  # after the update, so θ learned from the features it saw
+            scaler.update(np.array([scaled_obs(o) for o in seen]))
+        obs, _ = env.reset()
+        if on_episode is not None and on_episode(episode, score, len(rewards)):
+            break
+    return episode
+
+
+# ████████████████████████████████████████████████████████████████████████████████████████████████
+# PART II — THE MACHINERY
+# ████████████████████████████████████████████████████████████████████████████████████████████████
+# Sections 10–15 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
+# per-environment defaults, the run folder (history, checkpoints, curve, lock), evaluation, GIFs,
+# plots, benchmarks and the command line. A student may stop reading here.
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 10. Configuration and per-environment defaults
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Every hyperparameter lives in one dataclass per algorithm, each field with a line of help; the
+# command line is generated from these fields. DQN's hyperparameters take their defaults from
+# Agent's signature, so each default is written exactly once; ENV_DEFAULTS then adapts them per
+# environment (e.g. a 1M-transition buffer for a 4M-step Atari run), and the flags given on the
+# command line come last.
+
+CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
+DEFAULT_EVAL_EPS = 0.01  # ε when evaluating DQN: the usual Atari protocol (Mnih et al. 2015: 0.05)
+# Agent's hyperparameters and their defaults: its keyword-only arguments, less the plumbing ones.
+AGENT_DEFAULTS = {name: parameter.default
+                  for name, parameter in inspect.signature(Agent).parameters.items()
+                  if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+                  and name not in ("device", "network", "memory")}
+
+
+def option(default, help, **kwargs):
+    """A dataclass field with its --help text stored in the field's metadata."""
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+def agent_option(name, help, **kwargs):
+    """A DQNConfig field whose default is Agent's default for the argument `name`."""
+    return option(AGENT_DEFAULTS[name], help, **kwargs)
+
+
+@dataclass
+class CommonConfig:
+    """Settings shared by both algorithms: what to run and how, not how to learn."""
+
+    env_id: str = option("", "Gymnasium environment id")
+    seed: int = option(0, "seed for python, numpy, torch and the environment")
+    device: str = option("auto", "where the networks run: auto (CUDA for the pixel conv net when "
+                                 "a GPU exists; the small MLPs are faster on the CPU), cpu or "
+                                 "cuda", choices=("auto", "cpu", "cuda"))
+    threads: int = option(1, "CPU threads for torch; 1 is fastest for these small nets and is "
+                             "what makes a CPU run bit-for-bit reproducible")
+    out: str = option("", "output folder (default: a new folder under runs/)")
+    log_every: float = option(10.0, "seconds between progress lines")
+    max_minutes: float = option(0.0, "stop training after this many minutes of wall time "
+                                     "(0 = no limit; the step/episode budget still applies)")
+    save_every: int = option(50, "save model.pt every this many games (0 = only at the end)")
+    gif_at_end: bool = option(True, "after training, play one game and write it to agent.gif")
+    stop_when_solved: bool = option(False, "stop once the 100-game mean reaches the env's "
+                                           "'solved' threshold (CartPole-v1 475, "
+                                           "LunarLander-v3 200; Breakout has none)")
+
+
+@dataclass
+class DQNConfig(CommonConfig):
+    """DQN hyperparameters (defaults: Agent's; ENV_DEFAULTS adapts them per environment)."""
+
+    env_id: str = option("ALE/Breakout-v5", "Gymnasium environment id")
+    obs: str = option("ram", "Atari observation: ram (128 bytes → MLP) or pixels (84×84 "
+                             "grayscale screens, 4 stacked → Nature-DQN conv net)",
+                      choices=("ram", "pixels"))
+    total_steps: int = option(4_000_000, "training budget in agent steps (one step = 4 frames on "
+                                         "Atari); Nature DQN: 50M")
+    lr: float = agent_option("lr", "Adam learning rate (Nature DQN: RMSProp 2.5e-4; Adam at 1e-4 "
+                                   "is the common modern choice and is stable here)")
+    gamma: float = agent_option("gamma", "discount factor γ (Nature DQN: 0.99)")
+    buffer_size: int = agent_option("buffer_size", "replay buffer capacity in transitions "
+                                                   "(Nature DQN: 1M)")
+    batch_size: int = agent_option("batch_size", "transitions per gradient step (Nature DQN: 32)")
+    learning_starts: int = agent_option("learning_starts", "transitions stored before the first "
+                                                           "gradient step (Nature DQN: 50k)")
+    train_every: int = agent_option("train_every", "agent steps between gradient steps (Nature "
+                                                   "DQN: 4); the replay ratio is batch-size / "
+                                                   "train-every transitions sampled per step")
+    target_update_every: int = agent_option("target_update_every", "agent steps between hard "
+                                            "target-network copies (Nature DQN: 10k; faster "
+                                            "copies let a small MLP learn sooner); ignored when "
+                                            "--tau > 0")
+    tau: float = agent_option("tau", "soft target update θ′ ← τθ + (1−τ)θ′ after every gradient "
+                                     "step; 0 = use hard copies instead")
+    eps_start: float = agent_option("eps_start", "exploration ε at the first step")
+    eps_end: float = agent_option("eps_end", "exploration ε after the decay (Nature DQN: 0.1; "
+                                             "less random play lets longer rallies happen)")
+    eps_decay_steps: int = agent_option("eps_decay_steps", "agent steps over which ε falls "
+                                                           "linearly (Nature DQN: 1M)")
+    lr_decay_steps: int = agent_option("lr_decay_steps", "agent steps over which the learning "
+                                                         "rate falls linearly to 0 (0 = "
+                                                         "constant): late, small steps keep a "
+                                                         "solved task solved")
+    hidden_sizes: tuple = agent_option("hidden_sizes", "widths of the MLP's hidden layers")
+    double_dqn: bool = agent_option("double_dqn", "Double DQN (van Hasselt 2016): pick a′ with "
+                                                  "the online net, value it with the target "
+                                                  "net; --no-double-dqn gives Nature DQN's "
+                                                  "max_a′ Q_target(s′, a′)")
+    loss: str = agent_option("loss", "TD loss: huber (linear for errors beyond 1, the Nature "
+                                     "paper's error clipping) or mse (squared everywhere)",
+                             choices=("huber", "mse"))
+    grad_clip: float = agent_option("grad_clip", "clip the gradient's global norm to this "
+                                                 "(0 = off)")
+    clip_rewards: bool = option(True, "learn from sign(reward) (scores stay raw); Nature DQN "
+                                      "does this on Atari")
+    noop_max: int = option(30, "Atari: up to this many random no-ops after reset, so games "
+                               "start differently (Nature DQN: 30)")
+    sticky_actions: float = option(0.0, "Atari: probability that the previous action repeats "
+                                        "(ALE v5 default 0.25; Nature DQN: 0)")
+
+
+# The DQNConfig fields that are Agent's keyword arguments (the runner passes them on as they are)
+AGENT_FIELDS = [f.name for f in dataclasses.fields(DQNConfig) if f.name in AGENT_DEFAULTS]
+
+
+@dataclass
+class PGConfig(CommonConfig):
+    """REINFORCE hyperparameters for the numpy LogisticPolicy / SoftmaxPolicy."""
+
+    env_id: str = option("CartPole-v1", "Gymnasium environment id (2 actions: logistic policy; "
+                                        "more: softmax policy)")
+    episodes: int = option(1000, "training budget in episodes")
+    alpha: float = option(0.002, "gradient-ascent step size α")
+    init_std: float = option(0.1, "standard deviation of the initial θ (0 = start from the "
+                                  "uniform policy)")
+    gamma: float = option(0.99, "discount factor γ")
+    baseline: bool = option(True, "subtract a learned linear V(s) from the returns (lower "
+                                  "variance; also estimates what a time limit cut off)")
+    baseline_lr: float = option(0.01, "step size β of the baseline's least-squares fit")
+    normalize_returns: bool = option(False, "standardise each episode's returns (or "
+                                            "advantages) to mean 0, std 1")
+    normalize_obs: bool = option(False, "standardise each feature with running mean and std "
+                                        "(FeatureScaler)")
+    entropy_coef: float = option(0.0, "weight β of the entropy bonus β·Σ_t H(π(·|s_t)) added to "
+                                      "J(θ): keeps the policy from becoming deterministic "
+                                      "before it has learned (0 = off)")
+    clip_rewards: bool = option(False, "learn from sign(reward) (scores stay raw)")
+    life_loss_ends_return: bool = option(False, "Atari: a lost life ends the discounted return "
+                                                "(G = 0 after it), as a game over would")
+    life_loss_reward: float = option(0.0, "Atari: reward added for learning at a lost life, e.g. "
+                                          "-1 (Pong scores −1 for a miss; Breakout gives "
+                                          "nothing); scores stay raw")
+
+
+ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
+
+# Per-environment defaults. A run starts from the dataclass, applies the row for its algorithm and
+# environment ("atari" covers every ALE game from RAM; "atari pixels" with --obs pixels), then the
+# flags given on the command line, and prints the hyperparameters it ends up with.
+ENV_DEFAULTS = {
+    # Atari from RAM, a 4M-step run: Nature's 1M buffer (256 MB of uint8 RAM pairs) and 20k steps
+    # of random play before learning. A gradient step on 64 transitions every 8 agent steps
+    # replays as many transitions per step as Nature's 32 every 4, with half the gradient steps:
+    # ~25% more agent steps/s on a CPU and, measured, the same score per minute.
+    ("dqn", "atari"): {"buffer_size": 1_000_000, "learning_starts": 20_000, "train_every": 8},
+    # CartPole: 4 floats, reward +1 per step up to 500. DQN learns it in tens of thousands of
+    # steps, then tends to forget it: once the buffer holds few failures, Q stops telling the
+    # two actions apart and the policy collapses (measured here: 478 → 100 at 150k steps with
+    # a constant lr). The learning rate therefore falls to 0 by step 100k, and the 200k buffer
+    # keeps every failure seen. The loss is MSE, not Huber: Q ≈ 1/(1−γ) = 100 while the step that
+    # drops the pole has the target r = 1, and Huber gives that error of ~100 the gradient of an
+    # error of 1, so the rare failures drown among the many ordinary steps (measured: the
+    # 100-episode mean reached 475 within 100k steps on 2 seeds of 6 with Huber, 6 of 6 with MSE).
+    ("dqn", "CartPole-v1"): {
+        "total_steps": 200_000, "buffer_size": 200_000, "batch_size": 128, "lr": 5e-4,
+        "lr_decay_steps": 100_000, "learning_starts": 1_000, "train_every": 2, "tau": 0.01,
+        "eps_decay_steps": 10_000, "eps_end": 0.01, "clip_rewards": False, "loss": "mse"},
+    # LunarLander: 8 floats, shaped rewards from −100 (crash) to +100 (landing) plus fuel costs;
+    # clipping them to ±1 would erase the difference between a crash and a scrape.
+    ("dqn", "LunarLander-v3"): {
+        "total_steps": 500_000, "buffer_size": 100_000, "batch_size": 128, "lr": 5e-4,
+        "learning_starts": 10_000, "train_every": 4, "target_update_every": 1_000,
+        "eps_decay_steps": 50_000, "eps_end": 0.05, "clip_rewards": False},
+    # Pixels: a conv net costs ~40 ms per gradient step on one CPU core, so we take one every 8
+    # agent steps (Nature DQN: every 4) to make 500k steps fit in under an hour.
+    ("dqn", "atari pixels"): {
+        "total_steps": 500_000, "buffer_size": 1_000_000, "learning_starts": 20_000,
+        "batch_size": 32, "train_every": 8, "target_update_every": 2_000},
+    # REINFORCE on Atari: a linear policy on 128 standardised RAM bytes. Each lost life is
+    # scored −1 for learning and ends the return (credit for a miss goes to the steps just
+    # before it); the entropy bonus keeps all four actions in play while it learns to track.
+    ("pg", "atari"): {
+        "episodes": 20_000, "alpha": 1e-3, "init_std": 0.0, "normalize_obs": True,
+        "normalize_returns": True, "entropy_coef": 0.01, "clip_rewards": True,
+        "life_loss_ends_return": True, "life_loss_reward": -1.0},
+    # REINFORCE on LunarLander: 8 floats of different scales and returns in the hundreds, so
+    # standardise both; CartPole's settings make θ blow up here (−569 after 1,000 episodes).
+    ("pg", "LunarLander-v3"): {
+        "episodes": 3_000, "alpha": 1e-3, "normalize_obs": True, "normalize_returns": True,
+        "entropy_coef": 0.01},
+}
+
+# Flags that fix the shape of the networks or of θ: a resumed run cannot change them.
+ARCHITECTURE_FIELDS = ("obs", "hidden_sizes")
+
+
+def env_defaults(algo, env_id, obs="ram"):
+    """The ENV_DEFAULTS row for this algorithm and environment ({} if none, or the id is unknown:
+    make_env reports that)."""
+    try:
+        key = ("atari pixels" if obs == "pixels" else "atari") if is_atari(env_id) else env_id
+    except gym.error.Error:
+        return {}
+    return ENV_DEFAULTS.get((algo, key), {})
+
+
+def validate_config(cfg):
+    """Raise ValueError with a one-line message when a setting makes no sense."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+    cpus = os.cpu_count() or 1
+    checks = [(cfg.seed >= 0, f"--seed must be ≥ 0, got {cfg.seed}"),
+              (1 <= cfg.threads <= 4 * cpus,
+               f"--threads must be between 1 and {4 * cpus} on this machine, got {cfg.threads}"),
+              (cfg.save_every >= 0, "--save-every must be 0 (only at the end) or positive"),
+              (cfg.log_every > 0, "--log-every must be positive"),
+              (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
+              (0 < cfg.gamma <= 1, f"--gamma must be in (0, 1], got {cfg.gamma}")]
+    if isinstance(cfg, DQNConfig):
+        checks += [
+            (cfg.total_steps > 0, f"--total-steps must be positive, got {cfg.total_steps}"),
+            (cfg.lr > 0, f"--lr must be positive, got {cfg.lr}"),
+            (cfg.buffer_size > 0 and cfg.batch_size > 0,
+             "--buffer-size and --batch-size must be positive"),
+            (cfg.batch_size <= cfg.buffer_size,
+             f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}"),
+            (cfg.train_every > 0 and cfg.target_update_every > 0 and cfg.learning_starts >= 0
+             and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0 and cfg.lr_decay_steps >= 0,
+             "step counts must be positive"),
+            (cfg.noop_max <= 1000, f"--noop-max must be at most 1000, got {cfg.noop_max}"),
+            (0 <= cfg.tau <= 1, f"--tau must be in [0, 1], got {cfg.tau}"),
+            (0 <= cfg.eps_end <= cfg.eps_start <= 1, "need 0 ≤ --eps-end ≤ --eps-start ≤ 1"),
+            (0 <= cfg.sticky_actions < 1, "--sticky-actions must be in [0, 1)"),
+            (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
+            (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
+             "--hidden-sizes must be positive widths"),
+        ]
+    else:
+        checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
+                   (cfg.alpha > 0, f"--alpha must be positive, got {cfg.alpha}"),
+                   (cfg.baseline_lr > 0, f"--baseline-lr must be positive, got {cfg.baseline_lr}"),
+                   (cfg.entropy_coef >= 0, f"--entropy-coef must be ≥ 0, got {cfg.entropy_coef}"),
+                   (cfg.init_std >= 0, f"--init-std must be ≥ 0, got {cfg.init_std}")]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def hyperparameter_text(cfg):
+    """The config's fields as `name=value` pairs, wrapped into lines of at most 100 characters."""
+    lines, line = [], " "
+    for f in dataclasses.fields(cfg):
+        item = f" {f.name}={getattr(cfg, f.name)}"
+        if len(line) + len(item) > 100:
+            lines.append(line)
+            line = " "
+        line += item
+    return "\n".join([*lines, line])
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 11. Seeding, device and environments
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Reproducibility needs every random source seeded in one place: Python's `random`, numpy, torch,
+# and the environment (seeded by its first `reset(seed=...)`). On the CPU with one thread, the same
+# seed then gives the same games, score for score. GPUs may pick non-deterministic kernels.
+
+
+def seed_everything(seed):
+    """Seed python's `random`, numpy's global RNG and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name, obs="ram"):
+    """(torch.device, reason) for 'auto' | 'cpu' | 'cuda'; 'cuda' without a GPU is an error.
+
+    'auto' uses CUDA only for the pixel conv net: an MLP on 128 bytes is so small that copying
+    each batch to the GPU and back costs more than computing it on the CPU (measured: 0.75× the
+    CPU's agent steps/s on an H100 machine)."""
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu"), "auto: no CUDA GPU"
+        if obs != "pixels":
+            return torch.device("cpu"), "auto: a small MLP runs faster on the CPU than on a GPU"
+        return torch.device("cuda"), "auto: the conv net runs faster on the GPU"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU "
+                         "(use --device cpu or auto)")
+    return torch.device(name), "asked for"
+
+
+def is_atari(env_id):
+    """True for ids that ale-py registers, e.g. 'ALE/Breakout-v5' or 'BreakoutNoFrameskip-v4'.
+
+    Raises gymnasium's NameNotFound/VersionNotFound for ids that are not registered."""
+    spec = gym.spec(env_id)
+    return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
+
+
+def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram"):
+    """Build an environment. Atari games skip 4 frames, get the AtariLives wrapper and read RAM
+    (obs="ram": 128 uint8) or the screen (obs="pixels": (4, 84, 84) uint8, the last 4 frames).
+
+    Raises ValueError with a one-line explanation for unknown ids, missing optional packages,
+    pixels asked of a non-Atari env, observations that are not arrays, and action spaces that
+    are not discrete.
+    """
+    try:
+        if is_atari(env_id):
+            env = gym.make(env_id, obs_type="grayscale" if obs == "pixels" else "ram",
+                           frameskip=4, repeat_action_probability=sticky_actions,
+                           render_mode=render_mode)
+            env = AtariLives(env, noop_max=noop_max)
+            if obs == "pixels":
+                # padding_type="reset": a new game's first state is its first frame, 4 times.
+                env = gym.wrappers.FrameStackObservation(ResizeFrame(env, 84), 4,
+                                                         padding_type="reset")
+        elif obs == "pixels":
+            raise ValueError(f"--obs pixels needs an Atari env (e.g. ALE/Breakout-v5), "
+                             f"not {env_id}")
+        else:
+            env = gym.make(env_id, render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as error:
+        if "box2d" in str(error).lower() or "box2d" in str(gym.spec(env_id).entry_point):
+            # Box2D's prebuilt wheel installs anywhere; gymnasium[box2d] needs swig to build.
+            raise ValueError(f"{env_id} needs Box2D: pip install box2d pygame") from None
+        raise ValueError(f"{env_id} needs an optional package: {error}") from None
+    except gym.error.Error:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown environment {env_id!r}{hint}") from None
+    problem = None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        problem = (f"{env_id} has a {type(env.action_space).__name__} action space; DQN and the "
+                   "policy gradient here need discrete actions")
+    elif not isinstance(env.observation_space, gym.spaces.Box):
+        problem = (f"{env_id} has a {type(env.observation_space).__name__} observation space; "
+                   "DQN and the policy gradient here need an array (Box) of numbers")
+    if problem:
+        env.close()
+        raise ValueError(problem)
+    return env
+
+
+class EnvErrors(gym.Wrapper):
+    """Turns an exception raised inside the env's step() into a one-line TrainingError."""
+
+    def step(self, action):
+        try:
+            return self.env.step(action)
+        except Exception as error:
+            raise TrainingError(f"{self.env.spec.id} raised {type(error).__name__} in step(): "
+                                f"{error}") from error
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 12. The run folder: lock, history, checkpoints, progress line
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Nothing is lost when training stops early: Ctrl-C (SIGINT) and SIGTERM raise StopTraining, and
+# the runner's `finally` saves the checkpoint, history and curve before the exit (130 / 143).
+# Every file is written so that a crash at any instant leaves the previous version whole: a new
+# version goes to a temporary file that is renamed over the old one. One process at a time owns
+# a run folder, through a lock file holding its pid.
 
 
 class StopTraining(BaseException):
@@ -1148,30 +1410,135 @@ def stop_on_signals():
             signal.signal(sig, old_handler)
 
 
-def env_step(env, action):
-    """env.step(action), with an exception from inside the env turned into a TrainingError."""
+def first_line(error):
+    """An exception's reason in one line (OSError's strerror where it has one)."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.strip().splitlines()[0]
+
+
+def replace_file(path, write):
+    """Write a file atomically: `write(tmp_path)` fills a temporary file beside `path`, which is
+    then renamed over `path`. On any failure the temporary file is removed, `path` is left as it
+    was, and an OSError names `path` and the real cause."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        return env.step(action)
+        write(tmp)
+        os.replace(tmp, path)
     except Exception as error:
-        raise TrainingError(f"{env.spec.id} raised {type(error).__name__} in step(): "
-                            f"{error}") from error
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(f"could not write {path} ({first_line(error)}); "
+                      "the previous version is kept") from None
+
+
+class RunLock:
+    """Owns a run folder for one process: the file `run.lock` holds its pid.
+
+    On POSIX the file is also locked with flock, which the kernel releases when the process dies,
+    so a lock left by a killed process is recognised and taken over. Elsewhere (Windows) the
+    file's existence is the lock; remove it by hand after a crash.
+    """
+
+    def __init__(self, folder):
+        self.path = Path(folder) / "run.lock"
+        self.fd = None
+
+    def acquire(self):
+        """Take the lock, or raise ValueError naming the process that holds it."""
+        try:
+            import fcntl
+        except ImportError:
+            fcntl = None
+        flags = os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL)
+        while True:
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except FileExistsError:
+                raise ValueError(f"{self.path.parent} is in use by another run (process "
+                                 f"{self.path.read_text().strip()}; remove {self.path} if that "
+                                 "process is gone)") from None
+            except OSError as error:
+                raise ValueError(f"cannot write to {self.path.parent}: "
+                                 f"{first_line(error)}") from None
+            if fcntl is None:
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise ValueError(f"{self.path.parent} is in use by another run "
+                                 f"(process {owner}); wait for it or choose another folder"
+                                 ) from None
+            # The holder we waited for may have removed the file as we opened it: lock the
+            # file that is there now.
+            if os.path.exists(self.path) and os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                break
+            os.close(fd)
+        previous = os.read(fd, 32).decode(errors="replace").strip()
+        if previous:
+            print(f"{self.path} was left by process {previous}, which is gone; taking it over",
+                  flush=True)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self.fd)
+            self.fd = None
+
+
+HISTORY_FIELDS = ["episode", "env_step", "score", "seconds"]
+
+
+def read_history(path):
+    """Complete rows of a history.csv as dicts (episode, env_step, score, seconds); a last line
+    cut short by a crash is left out."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    complete = []
+    for row in rows:
+        try:
+            int(row["episode"]), int(row["env_step"]), float(row["score"]), float(row["seconds"])
+        except (TypeError, ValueError, KeyError):
+            continue
+        complete.append(row)
+    return complete
+
+
+def write_history(path, rows):
+    """Replace history.csv, atomically, with the header and `rows`."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(HISTORY_FIELDS)
+            writer.writerows([row[k] for k in HISTORY_FIELDS] for row in rows)
+            f.flush()
+            os.fsync(f.fileno())
+    replace_file(path, write)
 
 
 class RunRecorder:
-    """Owns a run's files: history.csv (one row per game), model.pt and curve.png.
+    """Owns a run's files: history.csv (one row per game), model.pt, config.json and curve.png.
 
     Args:
-        out_dir: the run's folder (created).
+        out_dir: the run's folder (it exists, and this process holds its lock).
         algo: "dqn" or "pg", stored in the checkpoint.
-        cfg: the run's config dataclass, stored in the checkpoint as plain data.
+        cfg: the run's config dataclass, stored in the checkpoint and config.json as plain data.
         env: the training env (its id, shapes and solved threshold are recorded).
         snapshot: function returning {"weights": ..., "train_state": ...} to checkpoint.
-        resume_from: a loaded checkpoint to continue from (history.csv is appended), or None.
+        resume_from: a loaded checkpoint to continue from, or None. history.csv keeps the games
+            the checkpoint counts; games played after it (before a crash) are dropped.
     """
 
     def __init__(self, out_dir, algo, cfg, env, snapshot, resume_from=None):
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.algo, self.cfg, self.snapshot = algo, cfg, snapshot
         self.meta = {"env_id": env.spec.id, "obs_shape": list(env.observation_space.shape),
                      "n_actions": int(env.action_space.n)}
@@ -1179,23 +1546,30 @@ class RunRecorder:
         self.solved_at = None                       # the game at which the mean first reached it
         self.exit_code = 0               # 130/143 after a signal
         self.keep_last_checkpoint = False  # True after a failure that made the weights unusable
+        self.saved_at = None             # (games, env step) of the last checkpoint written
         self.history_path = self.out_dir / "history.csv"
         rows = []
         if resume_from is not None:
-            # Keep the games the checkpoint knows of: after a hard kill, history.csv may hold
-            # games played after the last checkpoint, which the resumed run plays anew.
-            rows = read_history(self.history_path)[:resume_from["progress"]["games"]]
+            games = resume_from["progress"]["games"]
+            rows = read_history(self.history_path)[:games]
+            if len(rows) < games:
+                raise ValueError(f"{self.history_path} holds {len(rows)} games but the "
+                                 f"checkpoint counts {games}; it cannot be resumed")
         self.scores = [float(row["score"]) for row in rows]
         previous_seconds = float(rows[-1]["seconds"]) if rows else 0.0
         self.start = time.time() - previous_seconds  # `seconds` continues across a resume
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
+        self.invocation_start = time.time()
         self.last_log, self.last_log_step = time.time(), self.env_step
+        self.first_done = None  # budget units done when this invocation logged first
         self.deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-        self._file = open(self.history_path, "w", newline="")
+        # Games after the checkpoint are dropped by writing the kept rows to a new file that
+        # replaces history.csv in one rename: the rows on disk are never truncated in place.
+        write_history(self.history_path, rows)
+        self._file = open(self.history_path, "a", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["episode", "env_step", "score", "seconds"])
-        self._writer.writerows([row[k] for k in ("episode", "env_step", "score", "seconds")]
-                               for row in rows)
+        replace_file(self.out_dir / "config.json", lambda tmp: Path(tmp).write_text(
+            json.dumps({"algo": algo, **dataclasses.asdict(cfg)}, indent=1) + "\n"))
 
     @property
     def games(self):
@@ -1224,16 +1598,23 @@ class RunRecorder:
         if self.cfg.save_every and self.games % self.cfg.save_every == 0:
             self.save_checkpoint()
 
-    def maybe_log(self, env_step, extra="", force=False):
-        """Print a progress line if `log_every` seconds have passed (or `force`)."""
+    def maybe_log(self, env_step, done, total, unit, extra="", force=False):
+        """Print a progress line if `log_every` seconds have passed (or `force`): `done` of
+        `total` budget units (steps or episodes) with an ETA, games, scores and `extra`."""
         now = time.time()
+        if self.first_done is None:
+            self.first_done = done
         if not force and now - self.last_log < self.cfg.log_every:
             return
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
-        print(f"step {env_step:>9,} | games {self.games:>5} | last {last:>4} | "
+        speed = (done - self.first_done) / max(now - self.invocation_start, 1e-9)
+        left = (total - done) / speed if speed > 0 else math.inf
+        left = min(left, self.deadline - now)
+        eta = f"ETA {left / 60:.0f} min" if math.isfinite(left) else "ETA ?"
+        print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
               f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
-              f"{self.elapsed() / 60:5.1f} min", flush=True)
+              f"{self.elapsed() / 60:5.1f} min, {eta}", flush=True)
         self.last_log, self.last_log_step = now, env_step
 
     def should_stop(self):
@@ -1253,8 +1634,8 @@ class RunRecorder:
         self.exit_code = stop.exit_code
 
     def save_checkpoint(self):
-        """Write model.pt atomically: to a temporary file first, then rename it over the old one,
-        so a crash or a full disk during the save leaves the previous checkpoint whole.
+        """Write model.pt atomically (replace_file), so a crash or a full disk during the save
+        leaves the previous checkpoint whole.
 
         The file holds plain data (config, env id, shapes, counters) and tensors only, so it
         loads with torch.load(weights_only=True), which runs no code from the file.
@@ -1263,43 +1644,44 @@ class RunRecorder:
                    "config": dataclasses.asdict(self.cfg),
                    "progress": {"env_step": self.env_step, "games": self.games},
                    **self.snapshot()}
-        path = self.out_dir / "model.pt"
-        tmp = path.with_name("model.pt.tmp")
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except OSError as error:
-            tmp.unlink(missing_ok=True)
-            raise OSError(f"could not save {path} ({error.strerror or error}); "
-                          "the previous checkpoint is kept") from None
+        replace_file(self.out_dir / "model.pt", lambda tmp: torch.save(payload, tmp))
+        self.saved_at = (self.games, self.env_step)
+
+    def diverged(self, error):
+        """A TrainingError for a FloatingPointError from the learner; the unusable weights will
+        not be saved over the last good checkpoint."""
+        self.keep_last_checkpoint = True
+        games, step = self.saved_at
+        return TrainingError(f"{error}; model.pt keeps the last good checkpoint (game {games}, "
+                             f"step {step:,})")
 
     def finish(self, env_step):
-        """Final progress line, history, curve and (unless it is unusable) checkpoint."""
+        """Final progress line, history, checkpoint (unless it is unusable) and curve. A failed
+        write is reported after the others were tried."""
         self.env_step = max(self.env_step, env_step)
-        self.maybe_log(env_step, force=True)
         self._file.close()
-        plot_curves([(self.scores, "")], self.out_dir / "curve.png",
-                    f"{self.algo.upper()} {self.cfg.env_id}", self.threshold)
-        if not self.keep_last_checkpoint:
-            self.save_checkpoint()
-
-
-def linear_schedule(start, end, duration, step):
-    """Value that moves linearly from `start` to `end` over `duration` steps, then stays."""
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(step / duration, 1.0)
+        errors = []
+        writers = [] if self.keep_last_checkpoint else [self.save_checkpoint]
+        writers.append(lambda: replace_file(self.out_dir / "curve.png", lambda tmp: plot_curves(
+            [(self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}", self.threshold)))
+        for write in writers:
+            try:
+                write()
+            except OSError as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 def check_buffer_fits(buffer_size, observation_space):
     """Raise ValueError if a replay buffer of observations would not fit in this machine's RAM."""
     shape = observation_space.shape
     # a flat observation is stored twice (state, next state); stacked frames once (+ 5 %)
-    values = 2 * np.prod(shape) if len(shape) < 3 else 1.05 * np.prod(shape[1:])
-    needed = buffer_size * observation_space.dtype.itemsize * values
+    values = 2.0 * math.prod(shape) if len(shape) < 3 else 1.05 * math.prod(shape[1:])
+    needed = float(buffer_size) * observation_space.dtype.itemsize * values
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > 0.8 * total:
-        raise ValueError(f"--buffer-size {buffer_size:,} needs {needed / 2**30:.1f} GiB for "
+        raise ValueError(f"--buffer-size {buffer_size:,} needs {needed / 2**30:,.1f} GiB for "
                          f"{observation_space.shape} observations; this machine has "
                          f"{total / 2**30:.1f} GiB (lower --buffer-size)")
 
@@ -1311,6 +1693,44 @@ def resume_point(cfg, resume_from):
     return games_done, cfg.seed + games_done
 
 
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 13. Runners: a config onto Part I's classes and loops
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# train_dqn and train_pg build the env and the learner from a config, restore a checkpoint when
+# resuming, and run Part I's loop with a hook that feeds the RunRecorder.
+
+
+def make_agent(cfg, obs_shape, n_actions, seed, device="cpu"):
+    """An Agent with `cfg`'s hyperparameters; stacked frames (obs_shape (k, H, W)) get a
+    ConvQNetwork and a FrameStackReplayBuffer."""
+    network = memory = None
+    if len(obs_shape) == 3:
+        network = ConvQNetwork(obs_shape[0], n_actions, seed)
+        memory = FrameStackReplayBuffer(n_actions, cfg.buffer_size, cfg.batch_size, seed, device)
+    hyperparameters = {name: getattr(cfg, name) for name in AGENT_FIELDS}
+    return Agent(obs_shape, n_actions, seed, **hyperparameters, device=device, network=network,
+                 memory=memory)
+
+
+def restore_agent(agent, cfg, resume_from):
+    """Load a checkpoint into `agent`; the learning rate is the config's (a new --lr counts)."""
+    agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
+    stored_lr = agent.optimizer.param_groups[0]["lr"]
+    for group in agent.optimizer.param_groups:
+        group["lr"] = cfg.lr
+    if stored_lr != cfg.lr and not cfg.lr_decay_steps:
+        print(f"learning rate: {cfg.lr:g} (the checkpoint's optimizer had {stored_lr:g})",
+              flush=True)
+
+
+def announce(title, cfg, out_dir, resume_from):
+    """Print what is being trained and every hyperparameter it uses, once."""
+    verb = f"resuming {out_dir} at game {resume_from['progress']['games']}" if resume_from else (
+        f"writing to {out_dir}")
+    print(f"{title}; {verb}\nhyperparameters (also in config.json):\n"
+          f"{hyperparameter_text(cfg)}", flush=True)
+
+
 def train_dqn(cfg, out_dir, device, resume_from=None):
     """Train a DQN Agent as `cfg` says (continuing `resume_from` if given); returns the recorder.
 
@@ -1320,45 +1740,38 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
     check_buffer_fits(cfg.buffer_size, env.observation_space)
     _, seed = resume_point(cfg, resume_from)
-    obs_scale = 1.0 / 255.0 if env.observation_space.dtype == np.uint8 else 1.0
-    agent = Agent(env.observation_space.shape, env.action_space.n, seed, cfg, device, obs_scale)
+    agent = make_agent(cfg, env.observation_space.shape, env.action_space.n, seed, device)
     if resume_from:
-        agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
+        restore_agent(agent, cfg, resume_from)
     recorder = RunRecorder(out_dir, "dqn", cfg, env, agent.state_dict, resume_from)
-    print(f"DQN on {cfg.env_id}: obs {env.observation_space.shape} "
-          f"{env.observation_space.dtype}, {env.action_space.n} actions, device {device}, "
-          f"writing to {out_dir}", flush=True)
+    if not resume_from:
+        recorder.save_checkpoint()  # so the folder always holds a checkpoint to resume
+    variant = "Double DQN" if cfg.double_dqn else "DQN (Nature target)"
+    announce(f"{variant} on {cfg.env_id}: obs {env.observation_space.shape} "
+             f"{env.observation_space.dtype}, {env.action_space.n} actions, device {device}",
+             cfg, out_dir, resume_from)
     env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    score, step = 0.0, agent.t_step
+
+    def on_step(step, game_score):
+        if game_score is not None:
+            recorder.end_game(game_score, step)
+        if agent.warm:
+            status = f"ε {agent.epsilon(step):.3f} | loss {agent.last_loss:.4f} | "
+        else:
+            status = (f"filling the replay buffer {len(agent.memory):,}/"
+                      f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
+        recorder.maybe_log(step, step, cfg.total_steps, "step", status)
+        return recorder.should_stop()
+
     try:
-        for step in range(agent.t_step + 1, cfg.total_steps + 1):
-            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, step)
-            action = agent.act(obs, eps)
-            next_obs, reward, terminated, truncated, info = env_step(env, action)
-            score += reward
-            # Learn from sign(r) ∈ {−1, 0, 1}: one learning rate then suits every game; the
-            # score we report stays the raw one.
-            learn_reward = np.sign(reward) if cfg.clip_rewards else reward
-            # A lost life is a terminal for learning: no bootstrapping past it. A time limit
-            # (truncated) is not: the next state still has value, so it is left out here.
-            done = terminated or info.get("life_lost", False)
-            agent.step(obs, action, learn_reward, next_obs, done)
-            obs = next_obs
-            if terminated or truncated:  # the game is over (all lives) or cut: start a new one
-                recorder.end_game(score, step)
-                score = 0.0
-                obs, _ = env.reset()
-            recorder.maybe_log(step, f"ε {eps:.3f} | loss {agent.last_loss:.4f} | ")
-            if recorder.should_stop():
-                break
+        run_dqn(EnvErrors(env), agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
     except StopTraining as stop:
         recorder.stopped_by(stop)
     except FloatingPointError as error:
-        recorder.keep_last_checkpoint = True
-        raise TrainingError(f"{error}; model.pt keeps the last good checkpoint") from None
+        raise recorder.diverged(error) from None
     finally:
-        recorder.finish(step)
+        recorder.maybe_log(agent.t_step, agent.t_step, cfg.total_steps, "step", force=True)
+        recorder.finish(agent.t_step)
         env.close()
     return recorder
 
@@ -1407,60 +1820,44 @@ def train_pg(cfg, out_dir, resume_from=None):
         return state
 
     recorder = RunRecorder(out_dir, "pg", cfg, env, snapshot, resume_from)
-    print(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
-          f"{n_actions} actions, writing to {out_dir}", flush=True)
+    if not resume_from:
+        recorder.save_checkpoint()  # so the folder always holds a checkpoint to resume
+    announce(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
+             f"{n_actions} actions", cfg, out_dir, resume_from)
     env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    env_steps = recorder.env_step
+
+    def on_episode(episode, score, steps):
+        learned = [policy.theta] + ([policy.baseline.w] if policy.baseline else [])
+        if not all(np.isfinite(array).all() for array in learned):
+            raise FloatingPointError(f"θ stopped being finite in episode {episode} (try a "
+                                     "lower --alpha or --baseline-lr)")
+        recorder.end_game(score, recorder.env_step + steps)
+        recorder.maybe_log(recorder.env_step, episode, cfg.episodes, "episode")
+        return recorder.should_stop()
+
+    last_episode = games_done
     try:
-        for episode in range(games_done + 1, cfg.episodes + 1):
-            features, actions, rewards, ends, seen = [], [], [], [], []
-            terminated = truncated = False
-            score = 0.0
-            while not (terminated or truncated):
-                x = pg_features(obs, scaler)
-                action, _ = policy.act(x)
-                seen.append(obs)
-                obs, reward, terminated, truncated, info = env_step(env, action)
-                features.append(x)
-                actions.append(action)
-                life_lost = info.get("life_lost", False)
-                learn_reward = np.sign(reward) if cfg.clip_rewards else reward
-                rewards.append(learn_reward + cfg.life_loss_reward * life_lost)
-                ends.append(cfg.life_loss_ends_return and life_lost)
-                score += reward
-                env_steps += 1
-            # REINFORCE needs the whole episode: the return G_t sums every reward after t.
-            # After a real terminal nothing more comes (G = 0). After a time limit (truncated,
-            # CartPole-v1 at 500 steps) the game could have gone on: without an estimate, the
-            # last steps of a perfect episode would look like bad ones. The baseline's V(s_T)
-            # supplies that estimate.
-            last_value = 0.0
-            if truncated and policy.baseline is not None:
-                last_value = policy.baseline.values(pg_features(obs, scaler))
-            policy.update(np.array(rewards), np.array(features), np.array(actions), last_value,
-                          np.array(ends))
-            if scaler is not None:  # after the update, so θ learned from the features it saw
-                scaler.update(np.array([scaled_obs(o) for o in seen]))
-            recorder.end_game(score, env_steps)
-            obs, _ = env.reset()
-            recorder.maybe_log(env_steps, f"episode {episode} | ")
-            if recorder.should_stop():
-                break
+        last_episode = run_reinforce(EnvErrors(env), policy, cfg.episodes, scaler,
+                                     cfg.clip_rewards, cfg.life_loss_reward,
+                                     cfg.life_loss_ends_return, games_done + 1, seed, on_episode)
     except StopTraining as stop:
         recorder.stopped_by(stop)
+    except FloatingPointError as error:
+        raise recorder.diverged(error) from None
     finally:
-        recorder.finish(env_steps)
+        recorder.maybe_log(recorder.env_step, max(last_episode, recorder.games), cfg.episodes,
+                           "episode", force=True)
+        recorder.finish(recorder.env_step)
         env.close()
     return recorder
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 9. Evaluation, plots, GIFs and benchmarks
+# 14. Checkpoints, evaluation, plots, GIFs and benchmarks
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A checkpoint is rebuilt from what model.pt stores (config, env id, shapes), on the CPU whatever
 # device trained it. Checkpoints found online are untrusted: torch.load(weights_only=True) only
-# unpickles tensors and plain containers, and the config is checked field by field.
+# unpickles tensors and plain containers, and every field is checked before it is used.
 
 
 def moving_average(values, window=100):
@@ -1473,7 +1870,8 @@ def moving_average(values, window=100):
 
 
 def plot_curves(runs, path, title="", threshold=None):
-    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`."""
+    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`,
+    as a PNG file at `path`."""
     import matplotlib
     matplotlib.use("Agg")  # draw to files; no window, works on servers
     import matplotlib.pyplot as plt
@@ -1490,14 +1888,10 @@ def plot_curves(runs, path, title="", threshold=None):
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def read_history(path):
-    """Rows of a history.csv as dicts (episode, env_step, score, seconds)."""
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        fig.savefig(path, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def load_checkpoint(path):
@@ -1517,6 +1911,10 @@ def load_checkpoint(path):
         raise ValueError(f"{path} has checkpoint format {checkpoint['format_version']}; this "
                          f"breakout_rl.py reads format {CHECKPOINT_FORMAT}")
     checkpoint["config"] = config_from_checkpoint(checkpoint, path)
+    check_checkpoint_fields(checkpoint, path)
+    # Checkpoints written before the networks scaled uint8 input themselves store the scale.
+    for state in (checkpoint["weights"], checkpoint.get("train_state", {}).get("target", {})):
+        state.pop("obs_scale", None)
     return checkpoint
 
 
@@ -1533,6 +1931,56 @@ def config_from_checkpoint(checkpoint, path):
     cfg = config_class(**stored)
     validate_config(cfg)
     return cfg
+
+
+def check_checkpoint_fields(checkpoint, path):
+    """Raise ValueError unless env id, shapes, weights and counters have the right types."""
+    def is_count(value):
+        return isinstance(value, int) and value >= 0
+    progress = checkpoint.get("progress", {"env_step": 0, "games": 0})
+    checks = {
+        "env_id": isinstance(checkpoint.get("env_id"), str),
+        "obs_shape": isinstance(checkpoint.get("obs_shape"), list)
+        and all(is_count(n) for n in checkpoint["obs_shape"]),
+        "n_actions": is_count(checkpoint.get("n_actions")),
+        "weights": isinstance(checkpoint.get("weights"), dict)
+        and all(isinstance(v, torch.Tensor) for v in checkpoint["weights"].values()),
+        "train_state": isinstance(checkpoint.get("train_state", {}), dict),
+        "progress": isinstance(progress, dict) and is_count(progress.get("env_step"))
+        and is_count(progress.get("games")),
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(f"{path} has a missing or invalid {name!r}")
+
+
+def agent_from_checkpoint(checkpoint, seed=0, device="cpu"):
+    """A DQN Agent built as the checkpoint's run built it, with its online weights loaded."""
+    agent = make_agent(checkpoint["config"], tuple(checkpoint["obs_shape"]),
+                       checkpoint["n_actions"], seed, device)
+    try:
+        agent.qnetwork_local.load_state_dict(checkpoint["weights"])
+    except RuntimeError:  # missing keys or other shapes
+        raise ValueError(f"the weights in the {checkpoint['env_id']} checkpoint do not fit the "
+                         "network its config describes") from None
+    return agent
+
+
+def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
+    """Rebuild a function obs → action from a checkpoint (ε-greedy DQN, or a sampled PG)."""
+    cfg = checkpoint["config"]
+    if checkpoint["algo"] == "dqn":
+        agent = agent_from_checkpoint(checkpoint, seed)
+        return lambda obs: agent.act(obs, eps)
+    theta = checkpoint["weights"].get("theta")
+    n_features = math.prod(checkpoint["obs_shape"]) + 1
+    n_actions = checkpoint["n_actions"]
+    expected = (n_features,) if n_actions == 2 else (n_features, n_actions)
+    if theta is None or tuple(theta.shape) != expected:
+        raise ValueError(f"the checkpoint's θ does not have the shape {expected} that its "
+                         "observations and actions need")
+    policy, scaler = make_pg_policy(checkpoint["weights"], cfg, seed)
+    return lambda obs: policy.act(pg_features(obs, scaler))[0]
 
 
 class GifRecorder:
@@ -1559,19 +2007,9 @@ class GifRecorder:
         images = [Image.fromarray(frame) for frame in self.frames]
         # An Atari agent step is 4 frames at 60 Hz (15 steps/s); we play back at 2× that.
         duration_ms = max(20, round(1000 * self.stride / self.steps_per_second))
-        images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms,
-                       loop=0)
-
-
-def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
-    """Rebuild a function obs → action from a checkpoint (ε-greedy DQN, or a sampled PG)."""
-    cfg = checkpoint["config"]
-    if checkpoint["algo"] == "dqn":
-        agent = Agent(tuple(checkpoint["obs_shape"]), checkpoint["n_actions"], seed, cfg)
-        agent.qnetwork_local.load_state_dict(checkpoint["weights"])
-        return lambda obs: agent.act(obs, eps)
-    policy, scaler = make_pg_policy(checkpoint["weights"], cfg, seed)
-    return lambda obs: policy.act(pg_features(obs, scaler))[0]
+        replace_file(path, lambda tmp: images[0].save(
+            tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms,
+            loop=0))
 
 
 def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_path=None,
@@ -1582,14 +2020,20 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
     cannot loop forever); FIRE is pressed by the AtariLives wrapper. With `gif_path`, the first
     game is also written as an animated GIF.
     """
+    if not (isinstance(games, int) and games >= 1):
+        raise ValueError(f"--episodes must be at least 1, got {games}")
+    if not 0 <= eps <= 1:
+        raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
     checkpoint = load_checkpoint(checkpoint_path)
     cfg, env_id = checkpoint["config"], env_id or checkpoint["env_id"]
     env = make_env(env_id, getattr(cfg, "noop_max", 30), getattr(cfg, "sticky_actions", 0.0),
                    render_mode="rgb_array" if gif_path else None, obs=getattr(cfg, "obs", "ram"))
-    if list(env.observation_space.shape) != list(checkpoint["obs_shape"]):
+    shape, n_actions = list(env.observation_space.shape), int(env.action_space.n)
+    if shape != checkpoint["obs_shape"] or n_actions != checkpoint["n_actions"]:
         env.close()
         raise ValueError(f"the checkpoint expects observations of shape {checkpoint['obs_shape']}"
-                         f" but {env_id} gives {list(env.observation_space.shape)}")
+                         f" and {checkpoint['n_actions']} actions, but {env_id} gives {shape} "
+                         f"and {n_actions}")
     act = policy_from_checkpoint(checkpoint, eps, seed)
     scores, gif = [], GifRecorder() if gif_path else None
     obs, _ = env.reset(seed=seed)
@@ -1623,7 +2067,7 @@ def compare_runs(run_dirs, to_path):
     differing = [k for k in keys if len({str(cfg.get(k)) for _, _, cfg in runs}) > 1]
     labelled = [(scores, " ".join(f"{k}={cfg.get(k)}" for k in differing) or run_dir.name)
                 for run_dir, scores, cfg in runs]
-    plot_curves(labelled, to_path, "100-game mean score")
+    replace_file(to_path, lambda tmp: plot_curves(labelled, tmp, "100-game mean score"))
     return [label for _, label in labelled]
 
 
@@ -1669,11 +2113,11 @@ def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, 
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 10. Command line
+# 15. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# The training flags are generated from the two config dataclasses. A flag that only one
-# algorithm has is refused for the other; --help shows each default (per algorithm where they
-# differ). Bad input ends in one line on stderr and exit status 2; a failure during training
+# The training flags are generated from the two config dataclasses; --help lists the algorithms'
+# hyperparameters first, then the run options. A flag that only one algorithm has is refused for
+# the other. Bad input ends in one line on stderr and exit status 2; a failure during training
 # (non-finite loss, an env that raised) in one line and status 1.
 
 
@@ -1693,26 +2137,39 @@ def config_flags():
     return flags
 
 
+WHAT_TO_TRAIN = ("env_id", "obs", "total_steps", "episodes")
+
+
+def flag_group(name, classes):
+    """Which --help group a config field's flag belongs to."""
+    if name in WHAT_TO_TRAIN:
+        return "what"
+    if name in {f.name for f in dataclasses.fields(CommonConfig)}:
+        return "run"
+    return "both" if len(classes) == 2 else next(a for a, c in ALGOS.items() if c in classes)
+
+
 def build_parser():
     parser = OneLineErrorParser(
         prog="breakout_rl.py",
-        description="Train DQN or REINFORCE from Breakout's RAM (or any discrete Gymnasium env). "
-                    "The defaults shown suit DQN on Breakout's RAM and REINFORCE on CartPole; "
-                    "other envs (CartPole and LunarLander for DQN, Atari for REINFORCE, "
-                    "--obs pixels) start from per-environment defaults, printed when a run "
-                    "starts.",
-        epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 20000 | "
+        description="Train DQN or REINFORCE from Breakout's RAM, or on another Gymnasium env "
+                    "with discrete actions and array observations. Defaults shown are the "
+                    "dataclasses'; each env then gets its per-environment defaults, and a run "
+                    "prints every hyperparameter it uses.",
+        epilog="Examples: --algo dqn | --algo pg | --algo dqn --total-steps 150000 | "
                "--eval runs/RUN --gif agent.gif | --resume runs/RUN | --plot runs/A runs/B")
-    parser.add_argument("--algo", choices=list(ALGOS), default=None,
-                        help="dqn: deep Q-network; pg: REINFORCE with a linear logistic "
-                             "(2 actions) or softmax policy (default: dqn)")
-    groups = {"both": parser.add_argument_group("both algorithms"),
-              "dqn": parser.add_argument_group("--algo dqn"),
-              "pg": parser.add_argument_group("--algo pg")}
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--algo", choices=list(ALGOS), default=None,
+                      help="dqn: deep Q-network; pg: REINFORCE with a linear logistic "
+                           "(2 actions) or softmax policy (default: dqn)")
+    groups = {"what": what,
+              "dqn": parser.add_argument_group("--algo dqn: hyperparameters"),
+              "pg": parser.add_argument_group("--algo pg: hyperparameters"),
+              "both": parser.add_argument_group("both algorithms: hyperparameters"),
+              "run": parser.add_argument_group("run options")}
     for name, classes in config_flags().items():
         f = {x.name: x for x in dataclasses.fields(classes[0])}[name]
         defaults = {algo: getattr(cls(), name) for algo, cls in ALGOS.items() if cls in classes}
-        group = groups["both" if len(defaults) == 2 else next(iter(defaults))]
         if len(set(map(str, defaults.values()))) > 1:
             default_text = " (default: " + ", ".join(f"{a} {v}" for a, v in defaults.items()) + ")"
         else:
@@ -1728,7 +2185,7 @@ def build_parser():
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         flag = "--env" if name == "env_id" else "--" + name.replace("_", "-")
-        group.add_argument(flag, dest=name, **kwargs)
+        groups[flag_group(name, classes)].add_argument(flag, dest=name, **kwargs)
     tools = parser.add_argument_group("evaluate, resume, compare")
     tools.add_argument("--eval", metavar="RUN",
                        help="play --episodes games (default 10) with a run folder's model.pt "
@@ -1738,10 +2195,11 @@ def build_parser():
                        help=f"ε while evaluating a DQN checkpoint (default: {DEFAULT_EVAL_EPS})")
     tools.add_argument("--resume", metavar="RUN",
                        help="continue a run folder from its last checkpoint (flags given here "
-                            "override its config, e.g. a larger --total-steps). Restored: "
-                            "weights, optimizer, step and game counters, so ε continues. Not "
-                            "restored: the replay buffer, which refills for --learning-starts "
-                            "steps before learning goes on")
+                            "override its config, e.g. a larger --total-steps or a new --lr). "
+                            "Restored: weights, optimizer, step and game counters, so ε "
+                            "continues. Not restored: the replay buffer, which refills for "
+                            "--learning-starts steps; games played after the last checkpoint "
+                            "are dropped from history.csv and played anew")
     tools.add_argument("--plot", metavar="RUN", nargs="+",
                        help="overlay the 100-game means of these run folders")
     tools.add_argument("--to", metavar="FILE", default="compare.png",
@@ -1777,19 +2235,38 @@ def env_defaults_applied(args, algo):
     return {name: value for name, value in row.items() if getattr(args, name, None) is None}
 
 
-def prepare_out_dir(out_dir):
-    """Create the run folder; refuse a file, an unwritable place or a folder holding a run."""
+def holds_run(out_dir):
+    """True if the folder holds a checkpoint or a history with at least one game."""
+    history = out_dir / "history.csv"
+    return (out_dir / "model.pt").exists() or (history.is_file() and bool(read_history(history)))
+
+
+def open_run_folder(out_dir, fresh):
+    """Create the folder if needed and take its lock; returns (RunLock, whether we created it).
+    A fresh run refuses a file, an unwritable place or a folder that holds a run."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")
-    if (out_dir / "model.pt").exists() or (out_dir / "history.csv").exists():
-        raise ValueError(f"--out {out_dir} already holds a run; choose another folder "
-                         "(or continue it with --resume)")
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / ".write_test").touch()
-        (out_dir / ".write_test").unlink()
     except OSError as error:
-        raise ValueError(f"cannot write to --out {out_dir}: {error.strerror}") from None
+        raise ValueError(f"cannot write to --out {out_dir}: {first_line(error)}") from None
+    try:
+        lock = RunLock(out_dir).acquire()
+    except ValueError:
+        remove_if_empty(out_dir, created)
+        raise
+    if fresh and holds_run(out_dir):
+        lock.release()
+        raise ValueError(f"--out {out_dir} already holds a run; choose another folder "
+                         "(or continue it with --resume)")
+    return lock, created
+
+
+def remove_if_empty(folder, created):
+    """Remove a run folder this command created if nothing was written into it."""
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def default_out_dir(algo, env_id, seed):
@@ -1804,10 +2281,13 @@ def default_out_dir(algo, env_id, seed):
 
 def run_tool(args):
     """--eval, --plot or --benchmark-env; returns the exit status."""
-    torch.set_num_threads(args.threads or CommonConfig.threads)
+    threads = args.threads or CommonConfig.threads
+    if not 1 <= threads <= 4 * (os.cpu_count() or 1):
+        raise ValueError(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
+    torch.set_num_threads(threads)
     if args.eval:
-        scores = evaluate(args.eval, args.episodes or 10, args.eval_eps, gif_path=args.gif,
-                          env_id=args.env_id)
+        scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes,
+                          args.eval_eps, gif_path=args.gif, env_id=args.env_id)
         print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
               f"min {min(scores):g}, max {max(scores):g}" +
               (f"; first game written to {args.gif}" if args.gif else ""))
@@ -1830,22 +2310,36 @@ def run_tool(args):
     return 0
 
 
+def resume_config(args, resume_from):
+    """(algo, config, run folder) to continue `args.resume` with the flags given."""
+    if "progress" not in resume_from or "train_state" not in resume_from:
+        raise ValueError(f"{args.resume} holds weights but no training state to resume")
+    if args.out:
+        raise ValueError("--resume continues in the run's own folder; drop --out")
+    algo = resume_from["algo"]
+    if args.algo and args.algo != algo:
+        raise ValueError(f"{args.resume} is a --algo {algo} run, not --algo {args.algo}")
+    if args.env_id and args.env_id != resume_from["env_id"]:
+        raise ValueError(f"{args.resume} was trained on {resume_from['env_id']}, "
+                         f"not {args.env_id}")
+    stored = resume_from["config"]
+    for name in ARCHITECTURE_FIELDS:
+        given = getattr(args, name, None)
+        if given is not None and hasattr(stored, name):
+            given = tuple(given) if isinstance(given, list) else given
+            if given != getattr(stored, name):
+                raise ValueError(f"--{name.replace('_', '-')} cannot change when resuming: the "
+                                 f"checkpoint's network was built with {getattr(stored, name)}")
+    cfg = config_from_args(args, algo, base=stored)
+    out_dir = Path(args.resume if Path(args.resume).is_dir() else Path(args.resume).parent)
+    return algo, cfg, out_dir
+
+
 def train(args):
     """Train (or resume) as the command line says; returns the exit status."""
     resume_from = load_checkpoint(args.resume) if args.resume else None
     if resume_from:
-        if "progress" not in resume_from or "train_state" not in resume_from:
-            raise ValueError(f"{args.resume} holds weights but no training state to resume")
-        if args.out:
-            raise ValueError("--resume continues in the run's own folder; drop --out")
-        algo = resume_from["algo"]
-        if args.algo and args.algo != algo:
-            raise ValueError(f"{args.resume} is a --algo {algo} run, not --algo {args.algo}")
-        if args.env_id and args.env_id != resume_from["env_id"]:
-            raise ValueError(f"{args.resume} was trained on {resume_from['env_id']}, "
-                             f"not {args.env_id}")
-        cfg = config_from_args(args, algo, base=resume_from["config"])
-        out_dir = Path(args.resume if Path(args.resume).is_dir() else Path(args.resume).parent)
+        algo, cfg, out_dir = resume_config(args, resume_from)
     else:
         algo = args.algo or "dqn"
         cfg = config_from_args(args, algo)
@@ -1854,19 +2348,25 @@ def train(args):
             print(f"defaults for {cfg.env_id}: " +
                   ", ".join(f"{name}={value}" for name, value in applied.items()), flush=True)
         out_dir = Path(cfg.out) if cfg.out else default_out_dir(algo, cfg.env_id, cfg.seed)
-        prepare_out_dir(out_dir)
-    device = pick_device(cfg.device)
+    device, reason = pick_device(cfg.device, getattr(cfg, "obs", "ram"))
+    if algo == "dqn":
+        print(f"device: {device} ({reason})", flush=True)
     torch.set_num_threads(cfg.threads)
     # Adam's running averages of squared gradients drift into "denormal" floats (below ~1e-38),
     # which CPUs process many times slower; flushing them to zero makes each update ~2.5× faster
     # here and changes nothing that matters numerically.
     torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
-    with stop_on_signals():
-        if algo == "dqn":
-            recorder = train_dqn(cfg, out_dir, device, resume_from)
-        else:
-            recorder = train_pg(cfg, out_dir, resume_from)
+    lock, created = open_run_folder(out_dir, fresh=resume_from is None)
+    try:
+        with stop_on_signals():
+            if algo == "dqn":
+                recorder = train_dqn(cfg, out_dir, device, resume_from)
+            else:
+                recorder = train_pg(cfg, out_dir, resume_from)
+    finally:
+        lock.release()
+        remove_if_empty(out_dir, created)
     print(f"{recorder.games} games, final 100-game mean {recorder.mean100():.2f}; "
           f"model.pt, history.csv and curve.png are in {out_dir}", flush=True)
     if cfg.gif_at_end and recorder.exit_code == 0:

@@ -53,8 +53,10 @@ def test_env_defaults_apply_unless_the_flag_is_given():
     given = rl.config_from_args(parse(["--algo", "dqn", "--env", "CartPole-v1",
                                        "--total-steps", "123", "--clip-rewards"]), "dqn")
     assert given.total_steps == 123 and given.clip_rewards is True
-    # Breakout from RAM uses the dataclass defaults; other Atari games share Breakout's rows
-    assert rl.config_from_args(parse(["--algo", "dqn"]), "dqn") == rl.DQNConfig()
+    # Breakout from RAM: Agent's defaults with the "atari" row; other Atari games share it
+    breakout = rl.config_from_args(parse(["--algo", "dqn"]), "dqn")
+    assert breakout == rl.DQNConfig(**rl.ENV_DEFAULTS["dqn", "atari"])
+    assert rl.env_defaults("dqn", "ALE/Pong-v5") == rl.ENV_DEFAULTS["dqn", "atari"]
     assert rl.env_defaults("dqn", "ALE/Pong-v5", "pixels") == rl.ENV_DEFAULTS["dqn",
                                                                                 "atari pixels"]
     assert rl.env_defaults("dqn", "NoSuchEnv-v0") == {}
@@ -89,19 +91,25 @@ def test_nonsense_pg_hyperparameters_are_refused(change):
         rl.validate_config(rl.PGConfig(**change))
 
 
-def test_linear_schedule():
-    assert rl.linear_schedule(1.0, 0.1, 100, 0) == 1.0
-    assert rl.linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
-    assert rl.linear_schedule(1.0, 0.1, 100, 1000) == pytest.approx(0.1)
+def test_dqn_config_defaults_are_the_agents():
+    # each hyperparameter's default is written once, in Agent's signature
+    assert rl.AGENT_FIELDS and set(rl.AGENT_FIELDS) == set(rl.AGENT_DEFAULTS)
+    for name in rl.AGENT_FIELDS:
+        assert getattr(rl.DQNConfig(), name) == rl.AGENT_DEFAULTS[name]
+    agent = rl.make_agent(rl.DQNConfig(lr=0.01, train_every=3), (4,), 2, seed=0)
+    assert agent.lr == 0.01 and agent.train_every == 3
+    assert agent.optimizer.param_groups[0]["lr"] == 0.01
 
 
 # ── 2. Seeding and device ────────────────────────────────────────────────────────────────────
 
 
 def test_pick_device():
-    assert rl.pick_device("cpu").type == "cpu"
+    assert rl.pick_device("cpu")[0].type == "cpu"
+    # auto keeps the small MLP on the CPU; only the pixel conv net goes to a GPU
+    assert rl.pick_device("auto", "ram")[0].type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert rl.pick_device("auto").type == expected
+    assert rl.pick_device("auto", "pixels")[0].type == expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -112,7 +120,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_agent_learns_on_cuda():
-    agent = rl.Agent(8, 3, seed=0, config=rl.DQNConfig(batch_size=4), device="cuda")
+    agent = rl.Agent(8, 3, seed=0, batch_size=4, device="cuda")
     batch = (torch.rand(4, 8, device="cuda"), torch.tensor([0, 1, 2, 0], device="cuda"),
              torch.ones(4, device="cuda"), torch.rand(4, 8, device="cuda"),
              torch.ones(4, device="cuda"))
@@ -218,24 +226,30 @@ def test_continuous_action_space_is_refused():
 
 
 def test_qnetwork_shapes_and_dtypes():
-    net = rl.QNetwork(128, 4, seed=0, obs_scale=1 / 255)
+    net = rl.QNetwork(128, 4, seed=0)
     q_values = net(torch.randint(0, 256, (5, 128), dtype=torch.uint8))
     assert q_values.shape == (5, 4) and q_values.dtype == torch.float32
 
 
-def test_qnetwork_scales_uint8_input_once():
-    raw = torch.randint(0, 256, (3, 128), dtype=torch.uint8)
-    scaled_inside = rl.QNetwork(128, 4, seed=1, obs_scale=1 / 255)(raw)
-    scaled_outside = rl.QNetwork(128, 4, seed=1)(raw.float() / 255)
-    torch.testing.assert_close(scaled_inside, scaled_outside)
+@pytest.mark.parametrize("make_net, shape", [
+    (lambda: rl.QNetwork(128, 4, seed=1), (3, 128)),
+    (lambda: rl.ConvQNetwork(4, 4, seed=1), (3, 4, 84, 84))])
+def test_networks_scale_uint8_input_and_take_floats_as_they_are(make_net, shape):
+    net = make_net()
+    raw = torch.randint(0, 256, shape, dtype=torch.uint8)
+    torch.testing.assert_close(net(raw), net(raw.float() / 255))
+    floats = torch.rand(shape)
+    assert not torch.allclose(net(floats), net(floats / 255))
 
 
 def test_conv_qnetwork_shapes_and_dtypes():
     net = rl.ConvQNetwork(frames=4, action_size=4, seed=0)
     q_values = net(torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8))
     assert q_values.shape == (5, 4) and q_values.dtype == torch.float32
-    assert isinstance(rl.make_qnetwork((4, 84, 84), 4, 0, (8,), 1.0), rl.ConvQNetwork)
-    assert isinstance(rl.make_qnetwork((128,), 4, 0, (8,), 1.0), rl.QNetwork)
+    agent = rl.make_agent(rl.DQNConfig(buffer_size=100, batch_size=4), (4, 84, 84), 4, seed=0)
+    assert isinstance(agent.qnetwork_local, rl.ConvQNetwork)
+    assert isinstance(agent.memory, rl.FrameStackReplayBuffer)
+    assert isinstance(rl.make_agent(rl.DQNConfig(), (128,), 4, 0).qnetwork_local, rl.QNetwork)
 
 
 def test_qnetwork_same_seed_same_weights():
@@ -325,10 +339,9 @@ def test_frame_stack_buffer_wraps_and_never_returns_overwritten_frames():
 # ── 6. Agent ─────────────────────────────────────────────────────────────────────────────────
 
 
-def small_agent(**config):
-    cfg = rl.DQNConfig(batch_size=8, buffer_size=100, learning_starts=10, hidden_sizes=(16,),
-                       **config)
-    return rl.Agent(4, 3, seed=0, config=cfg)
+def small_agent(**hyperparameters):
+    return rl.Agent(4, 3, seed=0, batch_size=8, buffer_size=100, learning_starts=10,
+                    hidden_sizes=(16,), **hyperparameters)
 
 
 def test_act_is_greedy_at_eps_zero():
@@ -758,7 +771,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     real_learn = rl.Agent.learn
 
-    def learn_then_diverge(self, experiences, gamma):
+    def learn_then_diverge(self, experiences, gamma=None):
         loss = real_learn(self, experiences, gamma)
         return float("nan") if self.learn_steps > 100 else loss
     monkeypatch.setattr(rl.Agent, "learn", learn_then_diverge)
