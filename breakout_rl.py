@@ -2152,6 +2152,8 @@ def flag_group(name, classes):
 def build_parser():
     parser = OneLineErrorParser(
         prog="breakout_rl.py",
+        usage="%(prog)s [--algo {dqn,pg}] [--env ENV] [hyperparameters and options]\n"
+              "       %(prog)s --eval RUN | --resume RUN | --plot RUN [RUN ...] | --benchmark-env",
         description="Train DQN or REINFORCE from Breakout's RAM, or on another Gymnasium env "
                     "with discrete actions and array observations. Defaults shown are the "
                     "dataclasses'; each env then gets its per-environment defaults, and a run "
@@ -2171,17 +2173,24 @@ def build_parser():
         f = {x.name: x for x in dataclasses.fields(classes[0])}[name]
         defaults = {algo: getattr(cls(), name) for algo, cls in ALGOS.items() if cls in classes}
         if len(set(map(str, defaults.values()))) > 1:
-            default_text = " (default: " + ", ".join(f"{a} {v}" for a, v in defaults.items()) + ")"
+            default_text = "default: " + ", ".join(f"{a} {v}" for a, v in defaults.items())
         else:
             shown = next(iter(defaults.values()))
-            default_text = f" (default: {shown})" if shown != "" else ""
-        kwargs = {"default": None, "help": f.metadata["help"] + default_text}
+            default_text = f"default: {shown}" if shown != "" else ""
+        per_env = [f"{algo + ' ' if len(defaults) == 2 else ''}{env} {row[name]}"
+                   for (algo, env), row in ENV_DEFAULTS.items() if name in row]
+        if per_env:
+            default_text += "; per env: " + ", ".join(per_env)
+        help_text = f.metadata["help"] + (f" ({default_text})" if default_text else "")
+        kwargs = {"default": None, "help": help_text}
         if isinstance(f.default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif isinstance(f.default, tuple):
             kwargs.update(type=int, nargs="+", metavar="N")
         else:
             kwargs["type"] = type(f.default)
+            if "choices" not in f.metadata:
+                kwargs["metavar"] = {int: "N", float: "X"}.get(type(f.default), "NAME")
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         flag = "--env" if name == "env_id" else "--" + name.replace("_", "-")

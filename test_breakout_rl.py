@@ -1,6 +1,11 @@
 """Tests for breakout_rl.py, one group per section of the file. Run: python -m pytest -q"""
 
+import ast
+import importlib.util
+import json
 import math
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +17,9 @@ import pytest
 import torch
 
 import breakout_rl as rl
+
+SOURCE = Path(rl.__file__).read_text()
+README = (Path(rl.__file__).parent / "README.md").read_text()
 
 
 def read_history(run_dir):
@@ -947,3 +955,160 @@ def test_max_minutes_stops_training_and_saves(tmp_path, capsys):
     assert "--max-minutes 0.02 reached" in capsys.readouterr().out
     assert 0 < len(read_history(tmp_path)) < 1000000
     assert rl.load_checkpoint(tmp_path)["progress"]["games"] == len(read_history(tmp_path))
+
+
+# ── Part I as a tutorial: independent of Part II, copyable, mapped in the README ────────────
+
+
+def top_level(tree, first_line, last_line):
+    return [node for node in tree.body if first_line <= node.lineno <= last_line]
+
+
+def defined_names(nodes):
+    names = set()
+    for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for target in targets for t in ast.walk(target)
+                      if isinstance(t, ast.Name)}
+    return names
+
+
+def part_two_line():
+    return next(i for i, line in enumerate(SOURCE.splitlines(), 1) if line.startswith("# PART II"))
+
+
+def test_part_one_uses_nothing_from_part_two():
+    tree = ast.parse(SOURCE)
+    split = part_two_line()
+    part_one, part_two = top_level(tree, 1, split), top_level(tree, split, 10**9)
+    used = {n.id for node in part_one for n in ast.walk(node) if isinstance(n, ast.Name)}
+    assert defined_names(part_two) and not used & defined_names(part_two)
+    qnetwork = next(n for n in tree.body if getattr(n, "name", "") == "QNetwork")
+    assert qnetwork.lineno <= 200
+
+
+def file_map():
+    """The README's map of the file: a markdown table of part and section → line range."""
+    lines = SOURCE.splitlines()
+    starts = []  # (line number, title) of each part and numbered section banner
+    for i, line in enumerate(lines, 1):
+        if re.match(r"# PART I+ — ", line):
+            starts.append((i - 1, "**" + line[2:].split(" — ")[0] + "** — "
+                           + line.split(" — ")[1].capitalize()))
+        elif re.match(r"# \d+\. ", line) and lines[i - 2].startswith("# ═"):
+            starts.append((i - 1, line[2:]))
+    rows = ["| part / section | lines | what is there |", "|---|---|---|"]
+    tree = ast.parse(SOURCE)
+    for k, (start, title) in enumerate(starts):
+        end = starts[k + 1][0] - 2 if k + 1 < len(starts) else len(lines)
+        if title.startswith("**"):  # a part runs to the next part
+            later = [s for s, t in starts[k + 1:] if t.startswith("**")]
+            rows.append(f"| {title} | {start}–{later[0] - 2 if later else len(lines)} | |")
+            continue
+        names = [n.name for n in top_level(tree, start, end)
+                 if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        shown = ", ".join(f"`{name}`" for name in names[:6]) + (", …" if len(names) > 6 else "")
+        rows.append(f"| {title} | {start}–{end} | {shown} |")
+    return "\n".join(rows)
+
+
+def test_readme_map_matches_the_file():
+    start = README.index("<!-- map:")
+    table = README[README.index("\n", start) + 1:README.index("<!-- end of map -->")].strip()
+    assert table == file_map()
+
+
+def copied_module(tmp_path, names):
+    """Write the file's import block and the named top-level definitions, exactly as they stand
+    in breakout_rl.py, into a fresh module, and import it."""
+    tree = ast.parse(SOURCE)
+    header = [ast.get_source_segment(SOURCE, node) for node in tree.body
+              if isinstance(node, (ast.Import, ast.ImportFrom))
+              or (isinstance(node, ast.Expr) and "register_envs" in ast.unparse(node))]
+    pieces = {node.name: ast.get_source_segment(SOURCE, node) for node in tree.body
+              if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    path = tmp_path / "homework.py"
+    path.write_text("\n".join(header) + "\n\n\n" + "\n\n\n".join(pieces[n] for n in names))
+    spec = importlib.util.spec_from_file_location("homework", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, {n: pieces[n].count("\n") + 1 for n in names}
+
+
+def readme_homework_code():
+    start = README.index("## Homework guide")
+    block = README[README.index("```python", start) + len("```python"):]
+    return block[:block.index("```")]
+
+
+HOMEWORK_PIECES = ["QNetwork", "ReplayBuffer", "Agent", "AtariLives"]
+
+
+def run_readme_homework(tmp_path, n_episodes):
+    """The README's homework loop on the copied classes; returns (scores, agent)."""
+    module, lengths = copied_module(tmp_path, HOMEWORK_PIECES)
+    namespace = vars(module)
+    exec(readme_homework_code(), namespace)
+    return namespace["dqn"](n_episodes=n_episodes), namespace["agent"], lengths
+
+
+def test_the_copied_dqn_classes_run_the_readme_loop(tmp_path):
+    scores, agent, lengths = run_readme_homework(tmp_path, n_episodes=60)
+    assert lengths["AtariLives"] <= 60      # the only helper beyond the three classes
+    assert len(scores) == 60 and agent.learn_steps > 0 and math.isfinite(agent.last_loss)
+    # the copied QNetwork scales the uint8 bytes itself: Q-values start near 0, not ~10
+    state = torch.randint(0, 256, (32, 128), dtype=torch.uint8)
+    fresh = type(agent)(128, 4, seed=0)
+    assert fresh.qnetwork_local(state).abs().max() < 1.0
+
+
+def test_the_copied_logistic_policy_learns_cartpole(tmp_path):
+    module, _ = copied_module(tmp_path, ["sigmoid", "LinearBaseline", "LogisticPolicy"])
+    import gymnasium as gym
+    env = gym.make("CartPole-v1")
+    np.random.seed(0)                              # the policy follows numpy's global seed
+    policy = module.LogisticPolicy([0.0] * 5, alpha=0.002, gamma=0.99,
+                                   baseline=module.LinearBaseline(5, 0.01))
+    obs, _ = env.reset(seed=0)
+    lengths = []
+    for episode in range(300):
+        features, actions, rewards, done = [], [], [], False
+        while not done:
+            x = list(obs) + [1.0]                  # lists are fine
+            action, _ = policy.act(x)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            features.append(x), actions.append(action), rewards.append(reward)
+            done = terminated or truncated
+        policy.update(rewards, features, actions)
+        lengths.append(len(rewards))
+        obs, _ = env.reset()
+    assert np.mean(lengths[-50:]) > 100            # random play lasts ~22 steps
+
+
+def test_logistic_policy_follows_numpys_global_seed():
+    def actions():
+        np.random.seed(3)
+        policy = rl.LogisticPolicy([0.0], 0.1, 0.99)
+        return [policy.act([1.0])[0] for _ in range(50)]
+    assert actions() == actions() and 0 < sum(actions()) < 50
+
+
+def test_console_says_when_learning_starts_and_shows_total_and_eta(tmp_path, capsys):
+    assert rl.main(tiny_dqn_args(tmp_path, "--log-every", "0.0001", "--no-gif-at-end")) == 0
+    out = capsys.readouterr().out
+    assert "filling the replay buffer" in out and "loss nan" not in out
+    assert re.search(r"step 1,500/1,500 .* ETA 0 min", out)
+    assert "hyperparameters" in out and "learning_starts=200" in out
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["algo"] == "dqn" and stored["learning_starts"] == 200
+
+
+def test_help_lists_the_hyperparameters_before_the_run_options(capsys):
+    with pytest.raises(SystemExit):
+        rl.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.index("--algo dqn: hyperparameters") < text.index("run options")
+    assert text.index("--lr ") < text.index("--seed ") < text.index("--eval RUN  ")
