@@ -1112,3 +1112,237 @@ def test_help_lists_the_hyperparameters_before_the_run_options(capsys):
     text = capsys.readouterr().out
     assert text.index("--algo dqn: hyperparameters") < text.index("run options")
     assert text.index("--lr ") < text.index("--seed ") < text.index("--eval RUN  ")
+
+
+# ── Nothing lost: NaN guards, history, the run lock, resume, failed saves ───────────────────
+
+
+def pg_run(out, *extra):
+    assert rl.main(["--algo", "pg", "--episodes", "10", "--save-every", "5", "--out", str(out),
+                    "--no-gif-at-end", *extra]) == 0
+
+
+@pytest.mark.parametrize("flag, value", [("--alpha", "inf"), ("--init-std", "inf"),
+                                         ("--entropy-coef", "inf"), ("--baseline-lr", "inf"),
+                                         ("--life-loss-reward", "nan"), ("--lr", "nan")])
+def test_non_finite_settings_are_refused_before_anything_is_written(tmp_path, capsys, flag,
+                                                                     value):
+    algo = "dqn" if flag == "--lr" else "pg"
+    assert rl.main(["--algo", algo, flag, value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "finite" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_a_non_finite_setting_keeps_the_good_checkpoint(tmp_path, capsys):
+    pg_run(tmp_path)
+    before = (tmp_path / "model.pt").read_bytes()
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "20", "--alpha", "inf"]) == 2
+    assert "--alpha" in capsys.readouterr().err
+    assert (tmp_path / "model.pt").read_bytes() == before
+
+
+def test_a_policy_that_diverges_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                         capsys):
+    real_update, updates = rl.LogisticPolicy.update, []
+
+    def update_then_diverge(self, *args, **kwargs):
+        gradient = real_update(self, *args, **kwargs)
+        updates.append(1)
+        if len(updates) == 30:
+            self.theta[0] = float("inf")   # as a too-large --alpha would make it
+        return gradient
+    monkeypatch.setattr(rl.LogisticPolicy, "update", update_then_diverge)
+    assert rl.main(["--algo", "pg", "--episodes", "200", "--save-every", "1",
+                    "--out", str(tmp_path), "--no-gif-at-end"]) == 1
+    err = capsys.readouterr().err
+    assert "θ stopped being finite" in err and "last good checkpoint (game" in err
+    assert err.count("\n") == 1
+    theta = rl.load_checkpoint(tmp_path)["weights"]["theta"]
+    assert torch.isfinite(theta).all()
+
+
+def run_in_background(*argv):
+    return subprocess.Popen([sys.executable, str(Path(rl.__file__)), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_games(out, games, process, seconds=60):
+    deadline = time.time() + seconds
+    while not ((out / "history.csv").exists() and len(read_history(out)) >= games):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+
+
+def test_kill_9_during_a_resume_never_loses_history_rows(tmp_path):
+    pg_run(tmp_path, "--episodes", "40", "--save-every", "20")
+    rows_before = read_history(tmp_path)
+    assert len(rows_before) == 40
+    for delay in (0.5, 1.0, 1.5, 2.0, 3.0):
+        process = run_in_background("--resume", str(tmp_path), "--episodes", "100000")
+        time.sleep(delay)
+        process.kill()
+        process.communicate()
+        rows = read_history(tmp_path)
+        games = rl.load_checkpoint(tmp_path)["progress"]["games"]
+        assert rows[:40] == rows_before and len(rows) >= games >= 40
+    assert rl.main(["--resume", str(tmp_path), "--episodes", str(games + 5)]) == 0
+    rows = read_history(tmp_path)
+    assert [int(r["episode"]) for r in rows] == list(range(1, games + 6))
+    assert rl.load_checkpoint(tmp_path)["progress"]["games"] == len(rows)
+
+
+def test_one_process_owns_a_run_folder_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    owner = run_in_background("--algo", "pg", "--episodes", "1000000", "--out", str(out))
+    try:
+        wait_for_games(out, 5, owner)
+        for argv in (["--algo", "pg", "--out", str(out)], ["--resume", str(out)]):
+            assert rl.main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"in use by another run (process {owner.pid})" in err
+            assert err.count("\n") == 1
+    finally:
+        owner.kill()
+        owner.communicate()
+    assert (out / "run.lock").exists()             # killed: the lock file stays behind...
+    assert rl.main(["--resume", str(out), "--episodes", "3000000", "--max-minutes",
+                    "0.01", "--no-gif-at-end"]) == 0
+    assert f"left by process {owner.pid}, which is gone" in capsys.readouterr().out
+    assert not (out / "run.lock").exists()         # ...and ours is removed on exit
+
+
+def test_resume_honours_a_new_learning_rate_and_refuses_another_network(tmp_path, capsys):
+    assert rl.main(tiny_dqn_args(tmp_path, "--no-gif-at-end")) == 0
+    assert rl.main(["--resume", str(tmp_path), "--total-steps", "1800", "--lr", "0.05"]) == 0
+    assert "learning rate: 0.05 (the checkpoint's optimizer had 0.0001)" in capsys.readouterr().out
+    checkpoint = rl.load_checkpoint(tmp_path)
+    assert checkpoint["train_state"]["optimizer"]["param_groups"][0]["lr"] == 0.05
+    assert checkpoint["config"].lr == 0.05
+    before = (tmp_path / "model.pt").read_bytes()
+    for flag in (["--hidden-sizes", "32"], ["--obs", "pixels"]):
+        assert rl.main(["--resume", str(tmp_path), *flag]) == 2
+        err = capsys.readouterr().err
+        assert "cannot change when resuming" in err and err.count("\n") == 1
+    assert (tmp_path / "model.pt").read_bytes() == before
+
+
+def test_a_save_that_raises_anything_keeps_the_checkpoint_and_names_the_cause(
+        tmp_path, monkeypatch, capsys):
+    pg_run(tmp_path)
+    before = (tmp_path / "model.pt").read_bytes()
+
+    def unwritable(payload, path):
+        raise RuntimeError(f"File {path} cannot be opened.\nmore lines of C++ detail")
+    monkeypatch.setattr(rl.torch, "save", unwritable)
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "could not write" in err and "model.pt (File" in err and err.count("\n") == 1
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_full_disk_while_drawing_the_curve_names_curve_png(tmp_path, monkeypatch, capsys):
+    pg_run(tmp_path)
+    curve_before = (tmp_path / "curve.png").read_bytes()
+
+    def disk_full(runs, path, *args):
+        Path(path).write_bytes(b"half a png")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(rl, "plot_curves", disk_full)
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "curve.png (No space left on device)" in err and err.count("\n") == 1
+    assert (tmp_path / "curve.png").read_bytes() == curve_before
+    assert not list(tmp_path.glob("*.tmp"))
+    assert rl.load_checkpoint(tmp_path)["progress"]["games"] == 12   # the checkpoint was saved
+
+
+def test_a_folder_whose_first_save_was_killed_can_be_used_again(tmp_path):
+    (tmp_path / "history.csv").write_text("episode,env_step,score,seconds\n")
+    (tmp_path / "model.pt.tmp").write_bytes(b"half a checkpoi")
+    pg_run(tmp_path)
+    assert len(read_history(tmp_path)) == 10 and not (tmp_path / "model.pt.tmp").exists()
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert rl.main(["--algo", "dqn", "--env", "Breakout-v9"]) == 2
+    assert not list((tmp_path / "runs").iterdir())
+
+
+def test_a_partly_written_last_history_line_is_ignored(tmp_path):
+    pg_run(tmp_path)
+    with open(tmp_path / "history.csv", "a") as history:
+        history.write("11,4")
+    assert len(read_history(tmp_path)) == 10
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 0
+    assert [int(r["episode"]) for r in read_history(tmp_path)] == list(range(1, 13))
+
+
+def crafted_checkpoint(tmp_path, **changes):
+    pg_run(tmp_path / "good")
+    checkpoint = torch.load(tmp_path / "good" / "model.pt", weights_only=True)
+    for key, value in changes.items():
+        if value is None:
+            del checkpoint[key]
+        else:
+            checkpoint[key] = value
+    torch.save(checkpoint, tmp_path / "bad.pt")
+    return tmp_path / "bad.pt"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"weights": None}, "'weights'"), ({"env_id": None}, "'env_id'"),
+    ({"n_actions": "4"}, "'n_actions'"), ({"progress": {"games": -1}}, "'progress'"),
+    ({"weights": {"theta": torch.zeros(7)}}, "shape")])
+def test_crafted_checkpoints_are_refused_in_one_line(tmp_path, capsys, changes, message):
+    path = crafted_checkpoint(tmp_path, **changes)
+    assert rl.main(["--eval", str(path), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("game", ["ALE/Freeway-v5", "ALE/Pong-v5"])
+def test_a_breakout_checkpoint_refuses_a_game_with_other_actions(tmp_path, capsys, game):
+    assert rl.main(tiny_dqn_args(tmp_path, "--total-steps", "300", "--no-gif-at-end")) == 0
+    assert rl.main(["--eval", str(tmp_path), "--env", game, "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "4 actions" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algo", "dqn", "--env", "CartPole-v1", "--buffer-size", "1" + "0" * 30], "GiB"),
+    (["--algo", "pg", "--env", "Blackjack-v1"], "Tuple observation space"),
+    (["--algo", "pg", "--seed", "-1"], "--seed"),
+    (["--algo", "dqn", "--noop-max", "10000000"], "--noop-max"),
+    (["--algo", "pg", "--threads", "100000"], "--threads"),
+])
+def test_more_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
+    assert rl.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--eval-eps", "5"], "--eval-eps"), (["--eval-eps", "-1"], "--eval-eps"),
+    (["--episodes", "0"], "--episodes"), (["--episodes", "-3"], "--episodes")])
+def test_bad_evaluation_settings_are_refused(tmp_path, capsys, flags, message):
+    pg_run(tmp_path)
+    assert rl.main(["--eval", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_history_on_disk_is_whole_at_every_moment_of_a_resume(tmp_path, monkeypatch):
+    pg_run(tmp_path)
+    seen = []
+
+    def crash_at_once(*args, **kwargs):   # what a kill -9 right after start-up would find
+        seen.append(len(read_history(tmp_path)))
+        raise TrainingError("crash")
+    TrainingError = rl.TrainingError
+    monkeypatch.setattr(rl, "run_reinforce", crash_at_once)
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "20"]) == 1
+    assert seen == [10] and len(read_history(tmp_path)) == 10
