@@ -1714,7 +1714,11 @@ def make_agent(cfg, obs_shape, n_actions, seed, device="cpu"):
 
 def restore_agent(agent, cfg, resume_from):
     """Load a checkpoint into `agent`; the learning rate is the config's (a new --lr counts)."""
-    agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
+    try:
+        agent.load_state_dict(resume_from["weights"], resume_from["train_state"])
+    except (RuntimeError, KeyError, ValueError, TypeError):  # missing keys or other shapes
+        raise ValueError(f"the weights in the {resume_from['env_id']} checkpoint do not fit the "
+                         "network its config describes") from None
     stored_lr = agent.optimizer.param_groups[0]["lr"]
     for group in agent.optimizer.param_groups:
         group["lr"] = cfg.lr
@@ -1776,6 +1780,17 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     return recorder
 
 
+def check_theta_shape(weights, obs_shape, n_actions):
+    """Raise ValueError unless weights["theta"] has the shape these observations and actions
+    need: (n_features,) for 2 actions, else (n_features, n_actions), n_features = obs size + 1."""
+    n_features = math.prod(obs_shape) + 1
+    expected = (n_features,) if n_actions == 2 else (n_features, n_actions)
+    theta = weights.get("theta")
+    if theta is None or tuple(theta.shape) != expected:
+        raise ValueError(f"the checkpoint's θ does not have the shape {expected} that its "
+                         "observations and actions need")
+
+
 def make_pg_policy(weights, cfg, seed):
     """(policy, scaler): a LogisticPolicy for a θ of shape (n_features,) (2 actions), else a
     SoftmaxPolicy, with a LinearBaseline if cfg.baseline; a FeatureScaler if cfg.normalize_obs,
@@ -1809,8 +1824,11 @@ def train_pg(cfg, out_dir, resume_from=None):
     # θ ~ N(0, init_std²). On CartPole's 4 features small random weights break the symmetry
     # between the two actions; on Breakout's 128 bytes the same weights would add up to a policy
     # that already favours some action, so there θ = 0: the uniform policy.
-    weights = (resume_from["weights"] if resume_from else
-               {"theta": np.random.default_rng(seed).normal(0, cfg.init_std, theta_shape)})
+    if resume_from:
+        weights = resume_from["weights"]
+        check_theta_shape(weights, env.observation_space.shape, n_actions)
+    else:
+        weights = {"theta": np.random.default_rng(seed).normal(0, cfg.init_std, theta_shape)}
     policy, scaler = make_pg_policy(weights, cfg, seed)
 
     def snapshot():
@@ -1972,13 +1990,7 @@ def policy_from_checkpoint(checkpoint, eps=0.0, seed=0):
     if checkpoint["algo"] == "dqn":
         agent = agent_from_checkpoint(checkpoint, seed)
         return lambda obs: agent.act(obs, eps)
-    theta = checkpoint["weights"].get("theta")
-    n_features = math.prod(checkpoint["obs_shape"]) + 1
-    n_actions = checkpoint["n_actions"]
-    expected = (n_features,) if n_actions == 2 else (n_features, n_actions)
-    if theta is None or tuple(theta.shape) != expected:
-        raise ValueError(f"the checkpoint's θ does not have the shape {expected} that its "
-                         "observations and actions need")
+    check_theta_shape(checkpoint["weights"], checkpoint["obs_shape"], checkpoint["n_actions"])
     policy, scaler = make_pg_policy(checkpoint["weights"], cfg, seed)
     return lambda obs: policy.act(pg_features(obs, scaler))[0]
 

@@ -4,7 +4,6 @@ import ast
 import importlib.util
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -1346,3 +1345,16 @@ def test_history_on_disk_is_whole_at_every_moment_of_a_resume(tmp_path, monkeypa
     monkeypatch.setattr(rl, "run_reinforce", crash_at_once)
     assert rl.main(["--resume", str(tmp_path), "--episodes", "20"]) == 1
     assert seen == [10] and len(read_history(tmp_path)) == 10
+
+
+@pytest.mark.parametrize("flag", ["--eval", "--resume"])
+def test_checkpoints_whose_weights_do_not_fit_are_refused_in_one_line(tmp_path, capsys, flag):
+    assert rl.main(tiny_dqn_args(tmp_path / "dqn", "--total-steps", "300",
+                                 "--no-gif-at-end")) == 0
+    rewrite_checkpoint(tmp_path / "dqn" / "model.pt", weights={"layers.0.weight": torch.zeros(3)})
+    pg_run(tmp_path / "pg")
+    rewrite_checkpoint(tmp_path / "pg" / "model.pt", weights={"theta": torch.zeros(9)})
+    for run in (tmp_path / "dqn", tmp_path / "pg"):
+        assert rl.main([flag, str(run)]) == 2
+        err = capsys.readouterr().err
+        assert ("do not fit" in err or "shape" in err) and err.count("\n") == 1
