@@ -78,7 +78,9 @@ import math
 import os
 import random
 import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -2124,6 +2126,117 @@ def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, 
     return means
 
 
+# The games benchmark: DQN from RAM on several Atari games for the same budget, one process per
+# game, and a table of the human-normalised score HNS = (score − random) / (human − random), with
+# the random and human scores of Mnih et al. 2015 (Extended Data Table 2). HNS 0 plays like
+# random, 1 like the paper's human tester.
+NATURE_RANDOM_HUMAN = {"Boxing": (0.1, 4.3), "Breakout": (1.7, 31.8), "Enduro": (0.0, 309.6),
+                       "Freeway": (0.0, 29.6), "Pong": (-20.7, 9.3),
+                       "Seaquest": (68.4, 20182.0), "SpaceInvaders": (148.0, 1652.0)}
+
+
+def game_name(env_id):
+    """'ALE/SpaceInvaders-v5' → 'SpaceInvaders'."""
+    return env_id.removeprefix("ALE/").rsplit("-v", 1)[0]
+
+
+def game_result(env_id, run_dir, exit_code):
+    """One row of the games table, from a finished run's history.csv."""
+    rows = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
+    scores = [float(row["score"]) for row in rows]
+    random_score, human = NATURE_RANDOM_HUMAN.get(game_name(env_id), (math.nan, math.nan))
+    mean = float(np.mean(scores[-100:])) if scores else math.nan
+    return {"game": game_name(env_id), "random": random_score, "human": human, "ours": mean,
+            "hns": (mean - random_score) / (human - random_score), "games": len(scores),
+            "steps": (load_checkpoint(run_dir)["progress"]["env_step"]
+                      if (run_dir / "model.pt").is_file() else 0),
+            "minutes": float(rows[-1]["seconds"]) / 60 if rows else 0.0,
+            "status": "ok" if exit_code == 0 else f"exit {exit_code}: see {game_name(env_id)}.log"}
+
+
+def write_games_table(results, folder, command):
+    """games.md (the table, with the command that made it) and games.png (HNS per game)."""
+    lines = [f"`{command}`", "", "| game | random | human | ours (last 100 games) | HNS | "
+             "games | agent steps | minutes | |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['game']} | {r['random']:g} | {r['human']:g} | {r['ours']:.1f} | "
+              f"{r['hns']:.2f} | {r['games']} | {r['steps']:,} | {r['minutes']:.1f} | "
+              f"{'' if r['status'] == 'ok' else r['status']} |" for r in results]
+    known = [r["hns"] for r in results if math.isfinite(r["hns"])]
+    if known:
+        lines += ["", f"Median HNS over {len(known)} games: **{np.median(known):.2f}**"]
+    replace_file(folder / "games.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+
+    def draw(path):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(results) + 1.5))
+        values = [r["hns"] if math.isfinite(r["hns"]) else 0.0 for r in results]
+        ax.barh([r["game"] for r in results], values, color="tab:blue")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.axvline(1, color="tab:green", ls="--", label="human (HNS 1)")
+        ax.set(xlabel="human-normalised score (0 = random, 1 = human)", title="DQN from RAM")
+        ax.invert_yaxis()
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        try:
+            fig.savefig(path, dpi=100, format="png")
+        finally:
+            plt.close(fig)
+    replace_file(folder / "games.png", draw)
+
+
+def benchmark_games(env_ids, folder, child_flags, jobs, log_every=30.0):
+    """Train DQN on each game in its own process (`jobs` at a time), each into folder/GAME with
+    its log in folder/GAME.log; then write games.md and games.png. Returns the table's rows.
+
+    child_flags: command-line flags every run gets (budget, seed, hyperparameters)."""
+    pending, running, results = list(env_ids), {}, {}
+    budget = next((int(v) for k, v in zip(child_flags, child_flags[1:]) if k == "--total-steps"),
+                  DQNConfig.total_steps)
+    start, last_log = time.time(), 0.0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                env_id = pending.pop(0)
+                log = open(folder / f"{game_name(env_id)}.log", "w")
+                command = [sys.executable, str(Path(__file__).resolve()), "--algo", "dqn",
+                           "--env", env_id, "--out", str(folder / game_name(env_id)),
+                           "--no-gif-at-end", "--log-every", "60", *child_flags]
+                running[env_id] = (subprocess.Popen(command, stdout=log,
+                                                    stderr=subprocess.STDOUT), log)
+            for env_id, (process, log) in list(running.items()):
+                if process.poll() is not None:
+                    log.close()
+                    del running[env_id]
+                    results[env_id] = game_result(env_id, folder / game_name(env_id),
+                                                  process.returncode)
+            if time.time() - last_log >= log_every or not (pending or running):
+                done_steps = sum(r["steps"] for r in results.values()) + sum(
+                    game_result(e, folder / game_name(e), 0)["steps"] for e in running)
+                fraction = done_steps / (budget * len(env_ids))
+                elapsed = time.time() - start
+                eta = f"ETA {elapsed / fraction * (1 - fraction) / 60:.0f} min" if fraction else ""
+                print(f"games benchmark: {len(results)}/{len(env_ids)} done, running "
+                      f"{', '.join(game_name(e) for e in running) or '-'} | "
+                      f"{elapsed / 60:.1f} min, {eta}", flush=True)
+                last_log = time.time()
+            time.sleep(0.5)
+    finally:
+        for env_id, (process, log) in running.items():  # interrupted: the runs save and stop
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            log.close()
+            results[env_id] = game_result(env_id, folder / game_name(env_id), process.returncode)
+        ordered = [results[e] for e in env_ids if e in results]
+        if ordered:
+            write_games_table(ordered, folder, " ".join(["python breakout_rl.py",
+                                                         "--benchmark-games",
+                                                         *map(game_name, env_ids),
+                                                         *child_flags]))
+    return ordered
+
+
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 15. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -2227,6 +2340,15 @@ def build_parser():
                        help="with --plot: the image to write (default: compare.png)")
     tools.add_argument("--benchmark-env", action="store_true",
                        help="measure the env's raw steps/s and a random policy's score")
+    tools.add_argument("--list-envs", action="store_true",
+                       help="list the Atari games and the other environments --env accepts")
+    tools.add_argument("--benchmark-games", metavar="GAME", nargs="*",
+                       help="train DQN from RAM on each Atari game named (default: Boxing, "
+                            "Breakout, Enduro, Freeway, Pong, Seaquest, SpaceInvaders) with the "
+                            "training flags given, --jobs at a time, and write games.md (score, "
+                            "human-normalised score, steps, minutes) and games.png")
+    tools.add_argument("--jobs", type=int, metavar="N",
+                       help="with --benchmark-games: runs at once (default: one per 2 cores)")
     return parser
 
 
@@ -2300,13 +2422,120 @@ def default_out_dir(algo, env_id, seed):
     return path
 
 
+def resolve_env_id(name):
+    """The registered id a command-line name means: a registered id as it is; any id in any
+    case; an Atari game's short name ('pong', 'SpaceInvaders') → 'ALE/Pong-v5'; an id without
+    its version ('cartpole') → its newest version. Unknown names are returned as they are, for
+    make_env to explain."""
+    if name in gym.registry:
+        return name
+    by_lower = {env_id.lower(): env_id for env_id in gym.registry}
+    key = name.lower()
+    for candidate in (key, f"ale/{key.removeprefix('ale/')}-v5"):
+        if candidate in by_lower:
+            return by_lower[candidate]
+    versions = [env_id for env_id in gym.registry if env_id.lower().rsplit("-v", 1)[0] == key]
+    newest = max(versions, key=lambda env_id: int(env_id.rsplit("-v", 1)[1]), default=None)
+    return newest or name
+
+
+def supported_envs():
+    """(Atari game names, the newest version of each other registered env with discrete actions
+    and array observations, the ids among those that need an optional package)."""
+    games = sorted(game_name(env_id) for env_id in gym.registry
+                   if env_id.startswith("ALE/") and env_id.endswith("-v5"))
+    newest = {}
+    for env_id, spec in gym.registry.items():
+        module = str(spec.entry_point)
+        if "classic_control" in module or "box2d" in module:
+            newest[env_id.rsplit("-v", 1)[0]] = resolve_env_id(env_id.rsplit("-v", 1)[0])
+    tuned = {env for _, env in ENV_DEFAULTS}
+    others, missing = [], []
+    for env_id in newest.values():
+        try:
+            env = gym.make(env_id)
+        except gym.error.DependencyNotInstalled:
+            if env_id in tuned:  # without the package its spaces cannot be checked
+                others.append(env_id)
+                missing.append(env_id)
+            continue
+        if (isinstance(env.action_space, gym.spaces.Discrete)
+                and isinstance(env.observation_space, gym.spaces.Box)):
+            others.append(env_id)
+        env.close()
+    return games, others, missing
+
+
+def list_envs():
+    """Print what --env accepts."""
+    games, others, missing = supported_envs()
+    print(f"Atari games ({len(games)}; --env takes the name in any case, e.g. --env pong; RAM by "
+          "default, --obs pixels for the screen):")
+    print(textwrap.fill(", ".join(games), 100, initial_indent="  ", subsequent_indent="  "))
+    print("Other environments with discrete actions (--env cartpole means CartPole-v1):")
+    for env_id in others:
+        print(f"  {env_id}" + ("  (needs: pip install box2d pygame)" if env_id in missing
+                                else ""))
+
+
+def training_flags(args):
+    """The training flags given on this command line, as text to pass on to another run (all
+    but --env, --out and --gif-at-end)."""
+    flags = []
+    for name in config_flags():
+        value = getattr(args, name, None)
+        if value is None or name in ("env_id", "out", "gif_at_end"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def run_games_benchmark(args):
+    """--benchmark-games: check the games and flags, then run benchmark_games."""
+    env_ids = [resolve_env_id(name) for name in args.benchmark_games or NATURE_RANDOM_HUMAN]
+    for env_id in env_ids:
+        if not env_id.startswith("ALE/"):
+            raise ValueError(f"--benchmark-games takes Atari games; {env_id!r} is not one "
+                             "(see --list-envs)")
+    if args.algo == "pg" or args.obs == "pixels":
+        raise ValueError("--benchmark-games trains DQN from RAM; drop --algo pg / --obs pixels")
+    config_from_args(args, "dqn")  # refuses bad or foreign flags before anything starts
+    jobs = max(1, (os.cpu_count() or 1) // 2) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    folder = Path(args.out) if args.out else Path("runs") / (
+        "games-" + time.strftime("%Y%m%d-%H%M%S"))
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"--out {folder} exists and is not an empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
+    print(f"games benchmark: {len(env_ids)} games, {jobs} at a time, writing to {folder}",
+          flush=True)
+    results = benchmark_games(env_ids, folder, training_flags(args), jobs)
+    for row in results:
+        print(f"  {row['game']:<14} mean {row['ours']:8.1f}  HNS {row['hns']:6.2f}  "
+              f"{row['steps']:>10,} steps  {row['minutes']:5.1f} min  {row['status']}")
+    print(f"wrote {folder / 'games.md'} and {folder / 'games.png'}")
+    return 0 if all(row["status"] == "ok" for row in results) else 1
+
+
 def run_tool(args):
-    """--eval, --plot or --benchmark-env; returns the exit status."""
+    """--eval, --plot, --list-envs or --benchmark-env; returns the exit status."""
     threads = args.threads or CommonConfig.threads
     if not 1 <= threads <= 4 * (os.cpu_count() or 1):
         raise ValueError(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
     torch.set_num_threads(threads)
-    if args.eval:
+    if args.list_envs:
+        list_envs()
+    elif args.eval:
         scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes,
                           args.eval_eps, gif_path=args.gif, env_id=args.env_id)
         print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
@@ -2404,7 +2633,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.eval or args.plot or args.benchmark_env:
+        if args.env_id:
+            args.env_id = resolve_env_id(args.env_id)
+        if args.benchmark_games is not None:
+            return run_games_benchmark(args)
+        if args.eval or args.plot or args.benchmark_env or args.list_envs:
             return run_tool(args)
         return train(args)
     except (ValueError, OSError) as error:

@@ -1358,3 +1358,45 @@ def test_checkpoints_whose_weights_do_not_fit_are_refused_in_one_line(tmp_path, 
         assert rl.main([flag, str(run)]) == 2
         err = capsys.readouterr().err
         assert ("do not fit" in err or "shape" in err) and err.count("\n") == 1
+
+
+# ── Any Atari game: short names, the list, the games benchmark ──────────────────────────────
+
+
+@pytest.mark.parametrize("name, env_id", [
+    ("pong", "ALE/Pong-v5"), ("SPACEINVADERS", "ALE/SpaceInvaders-v5"),
+    ("ale/breakout", "ALE/Breakout-v5"), ("cartpole", "CartPole-v1"),
+    ("cartpole-v1", "CartPole-v1"), ("BreakoutNoFrameskip-v4", "BreakoutNoFrameskip-v4"),
+    ("NoSuchGame", "NoSuchGame")])
+def test_short_env_names(name, env_id):
+    assert rl.resolve_env_id(name) == env_id
+
+
+def test_list_envs_names_atari_games_and_discrete_envs(capsys):
+    assert rl.main(["--list-envs"]) == 0
+    out = capsys.readouterr().out
+    assert "Breakout" in out and "Pong" in out and "CartPole-v1" in out
+    assert "Pendulum" not in out and "Blackjack-v1" not in out   # continuous / tuple spaces
+
+
+def test_games_benchmark_writes_the_table_and_the_chart(tmp_path, capsys):
+    out = tmp_path / "games"
+    assert rl.main(["--benchmark-games", "pong", "boxing", "--total-steps", "1200",
+                    "--learning-starts", "100", "--buffer-size", "1000", "--jobs", "2",
+                    "--out", str(out)]) == 0
+    table = (out / "games.md").read_text()
+    assert "| Pong | -20.7 | 9.3 |" in table and "| Boxing | 0.1 | 4.3 |" in table
+    assert "--total-steps 1200" in table and "1,200" in table
+    assert (out / "games.png").stat().st_size > 1000
+    assert rl.load_checkpoint(out / "Pong")["config"].learning_starts == 100
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--benchmark-games", "cartpole"], "Atari games"),
+    (["--benchmark-games", "pong", "--algo", "pg"], "DQN from RAM"),
+    (["--benchmark-games", "pong", "--lr", "-1"], "--lr"),
+    (["--benchmark-games", "pong", "--jobs", "0"], "--jobs")])
+def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
+    assert rl.main([*argv, "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "g").exists()
