@@ -1612,7 +1612,7 @@ class RunRecorder:
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
         speed = (done - self.first_done) / max(now - self.invocation_start, 1e-9)
         left = (total - done) / speed if speed > 0 else math.inf
-        left = min(left, self.deadline - now)
+        left = max(0.0, min(left, self.deadline - now))
         eta = f"ETA {left / 60:.0f} min" if math.isfinite(left) else "ETA ?"
         print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
               f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
