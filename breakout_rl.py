@@ -35,6 +35,8 @@ Commands
     python breakout_rl.py --algo dqn --env CartPole-v1     # DQN on CartPole (~3 minutes)
     python breakout_rl.py --algo dqn --env LunarLander-v3  # needs: pip install box2d pygame
     python breakout_rl.py --algo dqn --obs pixels          # DQN on Breakout's screen
+    python breakout_rl.py --algo dqn --env pong            # any Atari game (see --list-envs)
+    python breakout_rl.py --benchmark-games                # DQN on 7 games, a table of scores
     python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games with a checkpoint
     python breakout_rl.py --resume runs/RUN                # continue after Ctrl-C
     python breakout_rl.py --plot runs/A runs/B             # compare learning curves
