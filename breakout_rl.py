@@ -1429,9 +1429,11 @@ def replace_file(path, write):
     try:
         write(tmp)
         os.replace(tmp, path)
-    except Exception as error:
+    except BaseException as error:  # a signal (StopTraining) too: no temporary file stays behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if not isinstance(error, Exception):
+            raise
         raise OSError(f"could not write {path} ({first_line(error)}); "
                       "the previous version is kept") from None
 

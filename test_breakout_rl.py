@@ -351,6 +351,18 @@ def small_agent(**hyperparameters):
                     hidden_sizes=(16,), **hyperparameters)
 
 
+def test_epsilon_falls_linearly_and_act_follows_it_when_no_eps_is_given():
+    agent = small_agent(eps_start=1.0, eps_end=0.1, eps_decay_steps=100)
+    assert agent.epsilon(0) == 1.0
+    assert agent.epsilon(50) == pytest.approx(0.55)
+    assert agent.epsilon(1000) == pytest.approx(0.1)
+    greedy = small_agent(eps_start=0.0, eps_end=0.0)
+    state = np.ones(4, dtype=np.float32)
+    assert all(greedy.act(state) == greedy.act(state, eps=0.0) for _ in range(20))
+    explorer = small_agent(eps_start=1.0, eps_end=1.0)
+    assert len({explorer.act(state) for _ in range(200)}) == 3
+
+
 def test_act_is_greedy_at_eps_zero():
     agent = small_agent()
     for state in np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32):
