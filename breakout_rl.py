@@ -1567,7 +1567,8 @@ class RunRecorder:
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
         self.invocation_start = time.time()
         self.last_log, self.last_log_step = time.time(), self.env_step
-        self.first_done = None  # budget units done when this invocation logged first
+        # budget units (steps or episodes) done before this invocation, for the ETA
+        self.done_at_start = {"step": self.env_step, "episode": self.games}
         self.deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         # Games after the checkpoint are dropped by writing the kept rows to a new file that
         # replaces history.csv in one rename: the rows on disk are never truncated in place.
@@ -1608,20 +1609,23 @@ class RunRecorder:
         """Print a progress line if `log_every` seconds have passed (or `force`): `done` of
         `total` budget units (steps or episodes) with an ETA, games, scores and `extra`."""
         now = time.time()
-        if self.first_done is None:
-            self.first_done = done
-        if not force and now - self.last_log < self.cfg.log_every:
+        if not (force or self.log_due()):
             return
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
-        speed = (done - self.first_done) / max(now - self.invocation_start, 1e-9)
+        speed = (done - self.done_at_start[unit]) / max(now - self.invocation_start, 1e-9)
         left = (total - done) / speed if speed > 0 else math.inf
         left = max(0.0, min(left, self.deadline - now))
-        eta = f"ETA {left / 60:.0f} min" if math.isfinite(left) else "ETA ?"
+        eta = ("ETA ?" if not math.isfinite(left) else
+               f"ETA {left / 60:.0f} min" if left >= 60 else f"ETA {left:.0f} s")
         print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
               f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min, {eta}", flush=True)
         self.last_log, self.last_log_step = now, env_step
+
+    def log_due(self):
+        """True once `log_every` seconds have passed since the last progress line."""
+        return time.time() - self.last_log >= self.cfg.log_every
 
     def should_stop(self):
         """True (and says why) once this invocation has trained for --max-minutes, or the env is
@@ -1765,12 +1769,13 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     def on_step(step, game_score):
         if game_score is not None:
             recorder.end_game(game_score, step)
-        if agent.warm:
-            status = f"ε {agent.epsilon(step):.3f} | loss {agent.last_loss:.4f} | "
-        else:
-            status = (f"filling the replay buffer {len(agent.memory):,}/"
-                      f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
-        recorder.maybe_log(step, step, cfg.total_steps, "step", status)
+        if recorder.log_due():  # (the status text is built only when it is printed)
+            if agent.warm:
+                status = f"ε {agent.epsilon(step):.3f} | loss {agent.last_loss:.4f} | "
+            else:
+                status = (f"filling the replay buffer {len(agent.memory):,}/"
+                          f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
+            recorder.maybe_log(step, step, cfg.total_steps, "step", status)
         return recorder.should_stop()
 
     try:

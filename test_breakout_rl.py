@@ -1111,7 +1111,7 @@ def test_console_says_when_learning_starts_and_shows_total_and_eta(tmp_path, cap
     assert rl.main(tiny_dqn_args(tmp_path, "--log-every", "0.0001", "--no-gif-at-end")) == 0
     out = capsys.readouterr().out
     assert "filling the replay buffer" in out and "loss nan" not in out
-    assert re.search(r"step 1,500/1,500 .* ETA 0 min", out)
+    assert re.search(r"step 1,500/1,500 .* ETA 0 s", out)
     assert "hyperparameters" in out and "learning_starts=200" in out
     stored = json.loads((tmp_path / "config.json").read_text())
     assert stored["algo"] == "dqn" and stored["learning_starts"] == 200
