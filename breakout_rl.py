@@ -73,6 +73,7 @@ import copy
 import csv
 import dataclasses
 import difflib
+import functools
 import inspect
 import itertools
 import json
@@ -1122,6 +1123,12 @@ class DQNConfig(CommonConfig):
                                "start differently (Nature DQN: 30)")
     sticky_actions: float = option(0.0, "Atari: probability that the previous action repeats "
                                         "(ALE v5 default 0.25; Nature DQN: 0)")
+    num_envs: int = option(1, "environments stepped at once; each of their transitions is one "
+                              "agent step, so the replay ratio stays the same (RAM and float "
+                              "observations only)")
+    vector: str = option("async", "with --num-envs > 1: async runs the envs in worker processes "
+                                  "while the network learns; sync steps them in this process",
+                         choices=("async", "sync"))
 
 
 # The DQNConfig fields that are Agent's keyword arguments (the runner passes them on as they are)
@@ -1251,6 +1258,10 @@ def validate_config(cfg):
             (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
             (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
              "--hidden-sizes must be positive widths"),
+            (1 <= cfg.num_envs <= 256, f"--num-envs must be between 1 and 256, got {cfg.num_envs}"),
+            (cfg.num_envs == 1 or cfg.obs != "pixels",
+             "--obs pixels takes one env at a time (its frame-sharing replay buffer needs one "
+             "stream of frames); drop --num-envs"),
         ]
     else:
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
@@ -1779,7 +1790,11 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
         return recorder.should_stop()
 
     try:
-        run_dqn(EnvErrors(env), agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
+        if cfg.num_envs == 1:
+            run_dqn(EnvErrors(env), agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
+        else:
+            with contextlib.closing(make_vector_env(cfg)) as envs:
+                run_dqn_vector(envs, agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
     except StopTraining as stop:
         recorder.stopped_by(stop)
     except FloatingPointError as error:
@@ -1789,6 +1804,85 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
         recorder.finish(agent.t_step)
         env.close()
     return recorder
+
+
+# Many environments at once (--num-envs N). One step of Breakout costs the emulator ~0.4 ms and
+# the learner about as much again. With AsyncVectorEnv the N emulators run in worker processes,
+# stepping the next batch while this process learns from the last one, so a machine with a spare
+# core trains faster than one env can even be stepped. Each transition still goes through
+# agent.step, so ε, the learning rate and the replay ratio follow agent steps as with one env.
+
+
+def make_vector_env(cfg):
+    """cfg.num_envs copies of the training env in a Gymnasium vector env that resets a finished
+    game within the same step (the final observation is in info["final_obs"])."""
+    make_one = functools.partial(make_env, cfg.env_id, cfg.noop_max, cfg.sticky_actions, None,
+                                 cfg.obs)
+    vector_class = gym.vector.AsyncVectorEnv if cfg.vector == "async" else gym.vector.SyncVectorEnv
+    return vector_class([make_one] * cfg.num_envs,
+                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def act_batch(agent, states, eps):
+    """ε-greedy actions (N,) int64 for observations (N, *obs_shape), one forward pass."""
+    with torch.no_grad():
+        q_values = agent.qnetwork_local(torch.as_tensor(states, device=agent.device))  # (N, A)
+    actions = q_values.argmax(dim=1).cpu().numpy()
+    explore = agent.rng.random(len(actions)) < eps
+    actions[explore] = agent.rng.integers(agent.action_size, size=int(explore.sum()))
+    return actions
+
+
+def vector_step(envs, actions=None):
+    """envs.step(actions), or the wait for an envs.step_async(...) when actions is None; an
+    exception inside an env becomes a TrainingError."""
+    try:
+        return envs.step(actions) if actions is not None else envs.step_wait()
+    except Exception as error:
+        raise TrainingError(f"an env raised {type(error).__name__} in step(): "
+                            f"{first_line(error)}") from error
+
+
+def run_dqn_vector(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
+    """run_dqn over a vector env of N copies (same-step autoreset): each env step gives N
+    transitions, each one agent.step. Returns the agent's step count at the end.
+
+    The actions for the next env step are chosen (one forward pass for all N) and, with an
+    AsyncVectorEnv, sent before the agent learns from this step's transitions, so the emulators
+    run while the network learns; acting therefore lags learning by one env step.
+    """
+    overlap = hasattr(envs, "step_async")
+    obs, _ = envs.reset(seed=seed)
+    scores = np.zeros(envs.num_envs)
+    actions = act_batch(agent, obs, agent.epsilon(agent.t_step + 1))
+    if overlap:
+        envs.step_async(actions)
+    stop = False
+    while not stop and agent.t_step < total_steps:
+        next_obs, rewards, terminated, truncated, info = vector_step(
+            envs, None if overlap else actions)
+        ended_in = next_obs.copy()  # the observation each transition ended in...
+        for i in np.flatnonzero(info.get("_final_obs", [])):
+            ended_in[i] = info["final_obs"][i]  # ...the game's last one where a game ended
+        next_actions = act_batch(agent, next_obs, agent.epsilon(agent.t_step + 1))
+        if overlap and agent.t_step + len(actions) < total_steps:
+            envs.step_async(next_actions)  # the emulators step while we learn below
+        life_lost = info.get("life_lost", np.zeros(envs.num_envs, dtype=bool))
+        for i in range(envs.num_envs):
+            scores[i] += rewards[i]
+            learn_reward = np.sign(rewards[i]) if clip_rewards else rewards[i]
+            # as in run_dqn: a lost life is a terminal for learning, a time limit is not
+            agent.step(obs[i], actions[i], learn_reward, ended_in[i],
+                       terminated[i] or life_lost[i])
+            game_score = None
+            if terminated[i] or truncated[i]:
+                game_score, scores[i] = scores[i], 0.0
+            if on_step is not None and on_step(agent.t_step, game_score):
+                stop = True
+            if stop or agent.t_step >= total_steps:
+                break
+        obs, actions = next_obs, next_actions
+    return agent.t_step
 
 
 def check_theta_shape(weights, obs_shape, n_actions):

@@ -1412,3 +1412,47 @@ def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
     assert rl.main([*argv, "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "g").exists()
+
+
+# ── Many environments at once (--num-envs) ──────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("vector", ["sync", "async"])
+def test_vector_run_stores_each_games_final_observation_not_the_reset(vector):
+    cfg = rl.DQNConfig(env_id="CartPole-v1", num_envs=3, vector=vector)
+    agent = rl.Agent(4, 2, seed=0, batch_size=8, buffer_size=2000, learning_starts=50,
+                     hidden_sizes=(16,), eps_start=1.0, eps_end=1.0)
+    with rl.contextlib.closing(rl.make_vector_env(cfg)) as envs:
+        assert rl.run_dqn_vector(envs, agent, 900, clip_rewards=False, seed=0) == 900
+    memory = agent.memory
+    ended = memory.dones[:len(memory)] == 1.0
+    assert ended.sum() > 10 and agent.learn_steps > 0
+    final = memory.next_states[:len(memory)][ended]
+    # CartPole ends when |x| > 2.4 or |angle| > 0.2095; a reset state is within ±0.05
+    assert np.all((np.abs(final[:, 0]) > 2.4) | (np.abs(final[:, 2]) > 0.2095))
+    # and each env's transitions chain: a state is the previous next state of the same env
+    states, next_states = memory.states[:len(memory)], memory.next_states[:len(memory)]
+    for env in range(3):
+        rows = np.arange(env, len(memory), 3)
+        chained = ~ended[rows][:-1]
+        np.testing.assert_array_equal(states[rows][1:][chained], next_states[rows][:-1][chained])
+
+
+def test_vector_runs_are_deterministic_and_resume(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        assert rl.main(tiny_dqn_args(tmp_path / name, "--num-envs", "2", "--seed", "3",
+                                     "--no-gif-at-end")) == 0
+        runs.append([r["score"] for r in read_history(tmp_path / name)])
+    assert runs[0] == runs[1] and len(runs[0]) > 3
+    assert rl.load_checkpoint(tmp_path / "a")["progress"]["env_step"] == 1500
+    assert rl.main(["--resume", str(tmp_path / "a"), "--total-steps", "2000"]) == 0
+    assert rl.load_checkpoint(tmp_path / "a")["train_state"]["t_step"] == 2000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num-envs", "0"], "--num-envs"), (["--num-envs", "2", "--obs", "pixels"], "--obs pixels")])
+def test_bad_vector_settings_are_refused(argv, message, capsys, tmp_path):
+    assert rl.main(["--algo", "dqn", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
