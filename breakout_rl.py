@@ -1857,16 +1857,18 @@ def run_dqn_vector(envs, agent, total_steps, clip_rewards=True, seed=None, on_st
     actions = act_batch(agent, obs, agent.epsilon(agent.t_step + 1))
     if overlap:
         envs.step_async(actions)
-    stop = False
+    stop, pending = False, overlap
     while not stop and agent.t_step < total_steps:
         next_obs, rewards, terminated, truncated, info = vector_step(
             envs, None if overlap else actions)
+        pending = False
         ended_in = next_obs.copy()  # the observation each transition ended in...
         for i in np.flatnonzero(info.get("_final_obs", [])):
             ended_in[i] = info["final_obs"][i]  # ...the game's last one where a game ended
         next_actions = act_batch(agent, next_obs, agent.epsilon(agent.t_step + 1))
         if overlap and agent.t_step + len(actions) < total_steps:
             envs.step_async(next_actions)  # the emulators step while we learn below
+            pending = True
         life_lost = info.get("life_lost", np.zeros(envs.num_envs, dtype=bool))
         for i in range(envs.num_envs):
             scores[i] += rewards[i]
@@ -1882,6 +1884,8 @@ def run_dqn_vector(envs, agent, total_steps, clip_rewards=True, seed=None, on_st
             if stop or agent.t_step >= total_steps:
                 break
         obs, actions = next_obs, next_actions
+    if pending:  # stopped early: collect the env step already sent, so the envs can close
+        vector_step(envs)
     return agent.t_step
 
 
@@ -2229,6 +2233,55 @@ def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, 
     return means
 
 
+def raw_env_rate(cfg, num_envs, seconds=10.0, seed=0):
+    """Agent steps per second of random play through `num_envs` envs (1: the plain env, as
+    training steps it; more: the vector env cfg.vector makes), measured for `seconds`."""
+    if num_envs == 1:
+        env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
+        env.action_space.seed(seed)
+        env.reset(seed=seed)
+        steps, start = 0, time.time()
+        while time.time() - start < seconds:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            steps += 1
+            if terminated or truncated:
+                env.reset()
+        env.close()
+        return steps / (time.time() - start)
+    with contextlib.closing(make_vector_env(dataclasses.replace(cfg, num_envs=num_envs))) as envs:
+        envs.action_space.seed(seed)
+        envs.reset(seed=seed)
+        steps, start = 0, time.time()
+        while time.time() - start < seconds:
+            envs.step(envs.action_space.sample())
+            steps += num_envs
+        return steps / (time.time() - start)
+
+
+def benchmark_training(cfg, seconds=30.0):
+    """(training agent steps/s while learning, raw steps/s of the same N envs, raw steps/s of
+    one env): the agent first fills its buffer (not timed), then trains for `seconds`; each raw
+    rate is measured for a third of that (at most 10 s)."""
+    env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
+    agent = make_agent(cfg, env.observation_space.shape, env.action_space.n, cfg.seed)
+    clock = {}
+
+    def on_step(step, game_score):
+        if "start" not in clock and agent.warm:
+            clock["start"], clock["step"] = time.time(), step
+        return "start" in clock and time.time() - clock["start"] >= seconds
+    if cfg.num_envs == 1:
+        run_dqn(env, agent, 10**12, cfg.clip_rewards, cfg.seed, on_step)
+    else:
+        with contextlib.closing(make_vector_env(cfg)) as envs:
+            run_dqn_vector(envs, agent, 10**12, cfg.clip_rewards, cfg.seed, on_step)
+    env.close()
+    training = (agent.t_step - clock["step"]) / (time.time() - clock["start"])
+    raw_seconds = min(10.0, seconds / 3)
+    return (training, raw_env_rate(cfg, cfg.num_envs, raw_seconds),
+            raw_env_rate(cfg, 1, raw_seconds))
+
+
 # The games benchmark: DQN from RAM on several Atari games for the same budget, one process per
 # game, and a table of the human-normalised score HNS = (score − random) / (human − random), with
 # the random and human scores of Mnih et al. 2015 (Extended Data Table 2). HNS 0 plays like
@@ -2443,6 +2496,10 @@ def build_parser():
                        help="with --plot: the image to write (default: compare.png)")
     tools.add_argument("--benchmark-env", action="store_true",
                        help="measure the env's raw steps/s and a random policy's score")
+    tools.add_argument("--benchmark-train", action="store_true",
+                       help="DQN training speed with the flags given (e.g. --num-envs 4): agent "
+                            "steps/s while learning (for --max-minutes, default 0.5), beside the "
+                            "raw env's steps/s with the same and with one env")
     tools.add_argument("--list-envs", action="store_true",
                        help="list the Atari games and the other environments --env accepts")
     tools.add_argument("--benchmark-games", metavar="GAME", nargs="*",
@@ -2631,13 +2688,22 @@ def run_games_benchmark(args):
 
 
 def run_tool(args):
-    """--eval, --plot, --list-envs or --benchmark-env; returns the exit status."""
+    """--eval, --plot, --list-envs, --benchmark-train or --benchmark-env; returns the exit
+    status."""
     threads = args.threads or CommonConfig.threads
     if not 1 <= threads <= 4 * (os.cpu_count() or 1):
         raise ValueError(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
     torch.set_num_threads(threads)
     if args.list_envs:
         list_envs()
+    elif args.benchmark_train:
+        cfg = config_from_args(args, "dqn")
+        training, raw_same, raw_one = benchmark_training(cfg, cfg.max_minutes * 60 or 30.0)
+        print(f"{cfg.env_id}, --num-envs {cfg.num_envs} ({cfg.vector if cfg.num_envs > 1 else 'one env'}"
+              f", {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores): training "
+              f"{training:,.0f} agent steps/s while learning; random play {raw_same:,.0f} steps/s "
+              f"with the same envs, {raw_one:,.0f} with one env; training = "
+              f"{training / raw_one:.0%} of one env")
     elif args.eval:
         scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes,
                           args.eval_eps, gif_path=args.gif, env_id=args.env_id)
@@ -2740,7 +2806,7 @@ def main(argv=None):
             args.env_id = resolve_env_id(args.env_id)
         if args.benchmark_games is not None:
             return run_games_benchmark(args)
-        if args.eval or args.plot or args.benchmark_env or args.list_envs:
+        if args.eval or args.plot or args.benchmark_env or args.list_envs or args.benchmark_train:
             return run_tool(args)
         return train(args)
     except (ValueError, OSError) as error:

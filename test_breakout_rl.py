@@ -1456,3 +1456,13 @@ def test_bad_vector_settings_are_refused(argv, message, capsys, tmp_path):
     assert rl.main(["--algo", "dqn", *argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("extra", [[], ["--num-envs", "2"]])
+def test_training_benchmark_reports_training_beside_the_raw_env(capsys, extra):
+    assert rl.main(["--benchmark-train", "--env", "CartPole-v1", "--max-minutes", "0.02",
+                    "--learning-starts", "100", *extra]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"training [\d,]+ agent steps/s while learning; random play [\d,]+ "
+                     r"steps/s with the same envs, [\d,]+ with one env; training = \d+% of "
+                     r"one env", out)
