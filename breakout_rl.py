@@ -1258,10 +1258,11 @@ def validate_config(cfg):
             (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
             (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
              "--hidden-sizes must be positive widths"),
-            (1 <= cfg.num_envs <= 256, f"--num-envs must be between 1 and 256, got {cfg.num_envs}"),
+            (1 <= cfg.num_envs <= 256,
+             f"--num-envs must be between 1 and 256, got {cfg.num_envs}"),
             (cfg.num_envs == 1 or cfg.obs != "pixels",
-             "--obs pixels takes one env at a time (its frame-sharing replay buffer needs one "
-             "stream of frames); drop --num-envs"),
+             ("--obs pixels takes one env at a time (its frame-sharing replay buffer needs one "
+              "stream of frames); drop --num-envs")),
         ]
     else:
         checks += [(cfg.episodes > 0, f"--episodes must be positive, got {cfg.episodes}"),
@@ -2312,8 +2313,9 @@ def game_result(env_id, run_dir, exit_code):
 
 def write_games_table(results, folder, command):
     """games.md (the table, with the command that made it) and games.png (HNS per game)."""
-    lines = [f"`{command}`", "", "| game | random | human | ours (last 100 games) | HNS | "
-             "games | agent steps | minutes | |", "|---|---|---|---|---|---|---|---|---|"]
+    header = ("| game | random | human | ours (last 100 games) | HNS | games | agent steps | "
+              "minutes | |")
+    lines = [f"`{command}`", "", header, "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['game']} | {r['random']:g} | {r['human']:g} | {r['ours']:.1f} | "
               f"{r['hns']:.2f} | {r['games']} | {r['steps']:,} | {r['minutes']:.1f} | "
               f"{'' if r['status'] == 'ok' else r['status']} |" for r in results]
@@ -2342,14 +2344,13 @@ def write_games_table(results, folder, command):
     replace_file(folder / "games.png", draw)
 
 
-def benchmark_games(env_ids, folder, child_flags, jobs, log_every=30.0):
+def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
     """Train DQN on each game in its own process (`jobs` at a time), each into folder/GAME with
     its log in folder/GAME.log; then write games.md and games.png. Returns the table's rows.
 
-    child_flags: command-line flags every run gets (budget, seed, hyperparameters)."""
+    child_flags: command-line flags every run gets (budget, seed, hyperparameters); budget: the
+    agent steps each run trains for (for the progress line)."""
     pending, running, results = list(env_ids), {}, {}
-    budget = next((int(v) for k, v in zip(child_flags, child_flags[1:]) if k == "--total-steps"),
-                  DQNConfig.total_steps)
     start, last_log = time.time(), 0.0
     try:
         while pending or running:
@@ -2665,7 +2666,7 @@ def run_games_benchmark(args):
                              "(see --list-envs)")
     if args.algo == "pg" or args.obs == "pixels":
         raise ValueError("--benchmark-games trains DQN from RAM; drop --algo pg / --obs pixels")
-    config_from_args(args, "dqn")  # refuses bad or foreign flags before anything starts
+    cfg = config_from_args(args, "dqn")  # refuses bad or foreign flags before anything starts
     jobs = max(1, (os.cpu_count() or 1) // 2) if args.jobs is None else args.jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
@@ -2679,7 +2680,7 @@ def run_games_benchmark(args):
         raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
     print(f"games benchmark: {len(env_ids)} games, {jobs} at a time, writing to {folder}",
           flush=True)
-    results = benchmark_games(env_ids, folder, training_flags(args), jobs)
+    results = benchmark_games(env_ids, folder, training_flags(args), jobs, cfg.total_steps)
     for row in results:
         print(f"  {row['game']:<14} mean {row['ours']:8.1f}  HNS {row['hns']:6.2f}  "
               f"{row['steps']:>10,} steps  {row['minutes']:5.1f} min  {row['status']}")
@@ -2699,8 +2700,9 @@ def run_tool(args):
     elif args.benchmark_train:
         cfg = config_from_args(args, "dqn")
         training, raw_same, raw_one = benchmark_training(cfg, cfg.max_minutes * 60 or 30.0)
-        print(f"{cfg.env_id}, --num-envs {cfg.num_envs} ({cfg.vector if cfg.num_envs > 1 else 'one env'}"
-              f", {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores): training "
+        how = cfg.vector if cfg.num_envs > 1 else "one env"
+        print(f"{cfg.env_id}, --num-envs {cfg.num_envs} ({how}, {torch.get_num_threads()} "
+              f"torch thread(s), {os.cpu_count()} cores): training "
               f"{training:,.0f} agent steps/s while learning; random play {raw_same:,.0f} steps/s "
               f"with the same envs, {raw_one:,.0f} with one env; training = "
               f"{training / raw_one:.0%} of one env")
