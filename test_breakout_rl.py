@@ -1466,3 +1466,18 @@ def test_training_benchmark_reports_training_beside_the_raw_env(capsys, extra):
     assert re.search(r"training [\d,]+ agent steps/s while learning; random play [\d,]+ "
                      r"steps/s with the same envs, [\d,]+ with one env; training = \d+% of "
                      r"one env", out)
+
+
+def test_agent_builds_where_fused_adam_is_missing(monkeypatch):
+    real_adam = torch.optim.Adam
+
+    def old_torch_adam(params, lr, **kwargs):   # torch < 2.4 refuses fused=True on the CPU
+        if kwargs.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be CUDA tensors")
+        return real_adam(params, lr=lr, **kwargs)
+    monkeypatch.setattr(torch.optim, "Adam", old_torch_adam)
+    agent = small_agent()
+    assert not agent.optimizer.defaults.get("fused")
+    batch = (torch.rand(8, 4), torch.zeros(8, dtype=torch.int64), torch.ones(8),
+             torch.rand(8, 4), torch.zeros(8))
+    assert math.isfinite(agent.learn(batch))
