@@ -2435,7 +2435,8 @@ def build_parser():
     parser = OneLineErrorParser(
         prog="breakout_rl.py",
         usage="%(prog)s [--algo {dqn,pg}] [--env ENV] [hyperparameters and options]\n"
-              "       %(prog)s --eval RUN | --resume RUN | --plot RUN [RUN ...] | --benchmark-env",
+              "       %(prog)s --eval RUN | --resume RUN | --plot RUN [RUN ...] | --list-envs\n"
+              "       %(prog)s --benchmark-env | --benchmark-train | --benchmark-games [GAME ...]",
         description="Train DQN or REINFORCE from Breakout's RAM, or on another Gymnasium env "
                     "with discrete actions and array observations. Defaults shown are the "
                     "dataclasses'; each env then gets its per-environment defaults, and a run "
