@@ -1226,16 +1226,23 @@ def env_defaults(algo, env_id, obs="ram"):
     return ENV_DEFAULTS.get((algo, key), {})
 
 
+def check_threads(threads):
+    """Raise ValueError unless 1 ≤ threads ≤ 4 × this machine's cores (torch can crash with
+    far more threads than cores)."""
+    limit = 4 * (os.cpu_count() or 1)
+    if not 1 <= threads <= limit:
+        raise ValueError(f"--threads must be between 1 and {limit} on this machine, "
+                         f"got {threads}")
+
+
 def validate_config(cfg):
     """Raise ValueError with a one-line message when a setting makes no sense."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
-    cpus = os.cpu_count() or 1
+    check_threads(cfg.threads)
     checks = [(cfg.seed >= 0, f"--seed must be ≥ 0, got {cfg.seed}"),
-              (1 <= cfg.threads <= 4 * cpus,
-               f"--threads must be between 1 and {4 * cpus} on this machine, got {cfg.threads}"),
               (cfg.save_every >= 0, "--save-every must be 0 (only at the end) or positive"),
               (cfg.log_every > 0, "--log-every must be positive"),
               (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
@@ -2297,16 +2304,22 @@ def game_name(env_id):
     return env_id.removeprefix("ALE/").rsplit("-v", 1)[0]
 
 
+def run_steps(run_dir):
+    """Agent steps a run folder's checkpoint has reached (0 before its first checkpoint)."""
+    if not (run_dir / "model.pt").is_file():
+        return 0
+    return load_checkpoint(run_dir)["progress"]["env_step"]
+
+
 def game_result(env_id, run_dir, exit_code):
-    """One row of the games table, from a finished run's history.csv."""
+    """One row of the games table, from a finished run's history.csv and checkpoint."""
     rows = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
     scores = [float(row["score"]) for row in rows]
     random_score, human = NATURE_RANDOM_HUMAN.get(game_name(env_id), (math.nan, math.nan))
     mean = float(np.mean(scores[-100:])) if scores else math.nan
     return {"game": game_name(env_id), "random": random_score, "human": human, "ours": mean,
             "hns": (mean - random_score) / (human - random_score), "games": len(scores),
-            "steps": (load_checkpoint(run_dir)["progress"]["env_step"]
-                      if (run_dir / "model.pt").is_file() else 0),
+            "steps": run_steps(run_dir),
             "minutes": float(rows[-1]["seconds"]) / 60 if rows else 0.0,
             "status": "ok" if exit_code == 0 else f"exit {exit_code}: see {game_name(env_id)}.log"}
 
@@ -2370,7 +2383,7 @@ def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
                                                   process.returncode)
             if time.time() - last_log >= log_every or not (pending or running):
                 done_steps = sum(r["steps"] for r in results.values()) + sum(
-                    game_result(e, folder / game_name(e), 0)["steps"] for e in running)
+                    run_steps(folder / game_name(e)) for e in running)
                 fraction = done_steps / (budget * len(env_ids))
                 elapsed = time.time() - start
                 eta = f"ETA {elapsed / fraction * (1 - fraction) / 60:.0f} min" if fraction else ""
@@ -2692,9 +2705,8 @@ def run_games_benchmark(args):
 def run_tool(args):
     """--eval, --plot, --list-envs, --benchmark-train or --benchmark-env; returns the exit
     status."""
-    threads = args.threads or CommonConfig.threads
-    if not 1 <= threads <= 4 * (os.cpu_count() or 1):
-        raise ValueError(f"--threads must be between 1 and {4 * (os.cpu_count() or 1)}")
+    threads = CommonConfig.threads if args.threads is None else args.threads
+    check_threads(threads)
     torch.set_num_threads(threads)
     if args.list_envs:
         list_envs()
