@@ -26,9 +26,11 @@ def read_history(run_dir):
 
 
 def tiny_dqn_args(out, *extra):
-    """A DQN command line small enough for a test: learns from step 200 on, 1 500 steps."""
+    """A DQN command line small enough for a test: learns from step 200 on, 1 500 steps, with
+    4 envs at once (Breakout's default is 32, and 1 500 steps would not finish a game)."""
     return ["--algo", "dqn", "--total-steps", "1500", "--learning-starts", "200",
-            "--buffer-size", "5000", "--eps-decay-steps", "500", "--out", str(out), *extra]
+            "--buffer-size", "5000", "--eps-decay-steps", "500", "--num-envs", "4",
+            "--out", str(out), *extra]
 
 
 # ── 1. Configuration ─────────────────────────────────────────────────────────────────────────
@@ -470,6 +472,43 @@ def test_loss_is_squared_or_linear_for_a_large_td_error(loss):
     assert agent.learn(batch, 0.99) == pytest.approx(expected.item(), rel=1e-5)
 
 
+def pushed_transitions(agent):
+    m = agent.memory
+    return [(m.states[i][0], m.rewards[i], m.next_states[i][0], m.dones[i]) for i in range(len(m))]
+
+
+def test_n_step_returns_sum_n_rewards_and_stop_at_a_terminal():
+    agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), gamma=0.5, n_step=3, learning_starts=100)
+    # one game: states 0 → 1 → 2 → 3 → 4, rewards 1, 2, 4, 8; it ends (done) at state 4
+    for t, reward in enumerate([1.0, 2.0, 4.0, 8.0]):
+        agent.step(np.array([t]), 0, reward, np.array([t + 1]), t == 3)
+    assert pushed_transitions(agent) == [
+        (0, 1 + 0.5 * 2 + 0.25 * 4, 3, 0.0),   # R over 3 steps, bootstraps from s_3
+        (1, 2 + 0.5 * 4 + 0.25 * 8, 4, 1.0),   # ...
+        (2, 4 + 0.5 * 8, 4, 1.0),              # cut by the terminal: no bootstrapping
+        (3, 8, 4, 1.0)]
+    assert agent.t_step == 4
+
+
+def test_n_step_returns_restart_where_a_stream_jumps_and_keep_streams_apart():
+    agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), gamma=0.5, n_step=3, learning_starts=100)
+    agent.step(np.array([0]), 0, 1.0, np.array([1]), False, stream=0)
+    agent.step(np.array([10]), 0, 5.0, np.array([11]), False, stream=1)  # another env
+    agent.step(np.array([1]), 0, 2.0, np.array([2]), False, stream=0)
+    assert len(agent.memory) == 0
+    # stream 0 jumps (a time limit cut the game; a new one starts at 7): its two pending
+    # transitions are stored, bootstrapping from the last state they reached
+    agent.step(np.array([7]), 0, 1.0, np.array([8]), False, stream=0)
+    assert pushed_transitions(agent) == [(0, 1 + 0.5 * 2, 2, 0.0), (1, 2, 2, 0.0)]
+    assert agent.learn_steps == 0 and agent.gamma ** agent.n_step == 0.125
+
+
+def test_one_step_agent_pushes_each_transition_as_it_comes():
+    agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), n_step=1, learning_starts=100)
+    agent.step(np.array([0]), 1, 3.0, np.array([1]), False)
+    assert pushed_transitions(agent) == [(0, 3.0, 1, 0.0)]
+
+
 # ── 7. LogisticPolicy ────────────────────────────────────────────────────────────────────────
 
 
@@ -749,10 +788,10 @@ def test_a_signal_during_training_saves_everything(tmp_path, sig, code):
 def test_resume_continues_the_step_count_and_appends_history(tmp_path):
     assert rl.main(tiny_dqn_args(tmp_path, "--no-gif-at-end")) == 0
     games_before = len(read_history(tmp_path))
-    assert rl.main(["--resume", str(tmp_path), "--total-steps", "2500"]) == 0
+    assert rl.main(["--resume", str(tmp_path), "--total-steps", "4000"]) == 0
     checkpoint = rl.load_checkpoint(tmp_path)
-    assert checkpoint["progress"]["env_step"] == 2500
-    assert checkpoint["train_state"]["t_step"] == 2500
+    assert checkpoint["progress"]["env_step"] == 4000
+    assert checkpoint["train_state"]["t_step"] == 4000
     rows = read_history(tmp_path)
     assert len(rows) > games_before
     assert [int(r["episode"]) for r in rows] == list(range(1, len(rows) + 1))
@@ -1417,11 +1456,11 @@ def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
 # ── Many environments at once (--num-envs) ──────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("vector", ["sync", "async"])
+@pytest.mark.parametrize("vector", ["workers", "sync", "async"])
 def test_vector_run_stores_each_games_final_observation_not_the_reset(vector):
     cfg = rl.DQNConfig(env_id="CartPole-v1", num_envs=3, vector=vector)
     agent = rl.Agent(4, 2, seed=0, batch_size=8, buffer_size=2000, learning_starts=50,
-                     hidden_sizes=(16,), eps_start=1.0, eps_end=1.0)
+                     hidden_sizes=(16,), eps_start=1.0, eps_end=1.0, n_step=1)
     with rl.contextlib.closing(rl.make_vector_env(cfg)) as envs:
         assert rl.run_dqn_vector(envs, agent, 900, clip_rewards=False, seed=0) == 900
     memory = agent.memory
@@ -1436,6 +1475,58 @@ def test_vector_run_stores_each_games_final_observation_not_the_reset(vector):
         rows = np.arange(env, len(memory), 3)
         chained = ~ended[rows][:-1]
         np.testing.assert_array_equal(states[rows][1:][chained], next_states[rows][:-1][chained])
+
+
+@pytest.mark.parametrize("env_id, steps", [("CartPole-v1", 300), ("ALE/Breakout-v5", 150)])
+@pytest.mark.parametrize("workers, local", [(0, 4), (1, 1), (2, 0), (3, 1)])
+def test_env_workers_return_what_gymnasiums_sync_vector_env_returns(env_id, steps, workers,
+                                                                    local):
+    cfg = rl.DQNConfig(env_id=env_id, num_envs=4, vector="sync")
+    make_one = rl.functools.partial(rl.make_env, env_id)
+    rng = np.random.default_rng(0)
+    with rl.contextlib.closing(rl.make_vector_env(cfg)) as reference, \
+            rl.contextlib.closing(rl.EnvWorkers(make_one, 4, workers, local)) as envs:
+        np.testing.assert_array_equal(envs.reset(seed=5)[0], reference.reset(seed=5)[0])
+        ended = 0
+        for _ in range(steps):
+            actions = rng.integers(envs.single_action_space.n, size=4)
+            ours, theirs = envs.step(actions), reference.step(actions)
+            for mine, gyms in zip(ours[:4], theirs[:4]):
+                np.testing.assert_array_equal(mine, gyms)
+            mask = theirs[4].get("_final_obs", np.zeros(4, bool))
+            np.testing.assert_array_equal(ours[4]["_final_obs"], mask)
+            np.testing.assert_array_equal(ours[4]["final_obs"][mask],
+                                          np.stack(theirs[4]["final_obs"][mask]) if mask.any()
+                                          else ours[4]["final_obs"][mask])
+            if "life_lost" in theirs[4]:  # (Gymnasium gives a finished game the reset's info)
+                np.testing.assert_array_equal(ours[4]["life_lost"][~mask],
+                                              theirs[4]["life_lost"][~mask])
+            ended += mask.sum()
+    assert ended > 0 or env_id != "CartPole-v1"
+
+
+class RaisesOnStep(rl.gym.Wrapper):
+    def step(self, action):
+        raise RuntimeError("emulator on fire")
+
+
+def raising_cartpole():
+    return RaisesOnStep(rl.gym.make("CartPole-v1"))
+
+
+@pytest.mark.parametrize("workers, local", [(1, 0), (0, 2)])
+def test_an_env_worker_that_raises_becomes_one_training_error(workers, local):
+    with rl.contextlib.closing(rl.EnvWorkers(raising_cartpole, 2, workers, local)) as envs:
+        envs.reset(seed=0)
+        with pytest.raises(rl.TrainingError, match="RuntimeError in step\\(\\): emulator on fire"):
+            envs.step(np.zeros(2, dtype=np.int64))
+
+
+def test_worker_split_keeps_this_process_busy_only_where_cores_are_short():
+    assert rl.worker_split(32, 1) == (0, 32)  # one core: no worker processes at all
+    workers, local = rl.worker_split(32, 2)
+    assert workers == 1 and 0 < local < 16  # the learner takes a few envs of its own
+    assert rl.worker_split(32, 16) == (15, 0) and rl.worker_split(4, 16) == (4, 0)
 
 
 def test_vector_runs_are_deterministic_and_resume(tmp_path):
