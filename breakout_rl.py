@@ -1227,8 +1227,11 @@ ENV_DEFAULTS = {
     # replays as many transitions per step as Nature's 32 every 4, with half the gradient steps:
     # ~25% more agent steps/s on a CPU and, measured, the same score per minute. 32 games are
     # played at once (--num-envs): worker processes step them while this process learns.
+    # ε ends at 0.01 (Rainbow's and Dopamine's training ε): at 0.05 one action in 20 is random,
+    # and a random move at the wrong moment loses a ball — the agents below 0.05 scored about
+    # half of what they scored when evaluated at 0.01 (results.md).
     ("dqn", "atari"): {"buffer_size": 1_000_000, "learning_starts": 20_000, "train_every": 8,
-                       "num_envs": 32},
+                       "num_envs": 32, "eps_end": 0.01},
     # CartPole: 4 floats, reward +1 per step up to 500. DQN learns it in tens of thousands of
     # steps, then tends to forget it: once the buffer holds few failures, Q stops telling the
     # two actions apart and the policy collapses (measured here: 478 → 100 at 150k steps with
@@ -1874,11 +1877,12 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     return recorder
 
 
-# Many environments at once (--num-envs N). One step of Breakout costs the emulator ~0.4 ms and
-# the learner about as much again. With AsyncVectorEnv the N emulators run in worker processes,
-# stepping the next batch while this process learns from the last one, so a machine with a spare
-# core trains faster than one env can even be stepped. Each transition still goes through
-# agent.step, so ε, the learning rate and the replay ratio follow agent steps as with one env.
+# Many environments at once (--num-envs N; Atari from RAM plays 32). One step of Breakout costs
+# the emulator ~0.4 ms and the learner about half as much again. Worker processes step the N
+# emulators while this process learns from the last batch of transitions, so a machine with a
+# spare core trains faster than one env can even be stepped. Each transition still goes through
+# agent.step (with its env's number as the n-step stream), so ε, the learning rate and the
+# replay ratio follow agent steps as with one env.
 
 
 # How EnvWorkers shares the envs out on a machine with C cores. This process learns as well as
@@ -1951,7 +1955,8 @@ def env_worker(make_one, first, count, shared, layout, pipe, other_end):
             step_envs(envs, first, view, command, argument)
             pipe.send(("ok", None))
         except Exception as error:
-            pipe.send(("error", f"{type(error).__name__} in {command}(): {first_line(error)}"))
+            pipe.send(("error", f"an env raised {type(error).__name__} in {command}(): "
+                                f"{first_line(error)}"))
     for env in envs:
         env.close()
 
@@ -1996,8 +2001,9 @@ def shared_views(shared, layout):
 
 
 class EnvWorkers:
-    """N copies of an env stepped by W worker processes (each owns N/W of them), the lean
-    alternative to Gymnasium's AsyncVectorEnv for envs whose step is cheap.
+    """N copies of an env: W worker processes step the last N − `local` of them (an equal share
+    each), this process the first `local` ones inside step_wait() — the lean alternative to
+    Gymnasium's AsyncVectorEnv for envs whose step is cheap.
 
     AsyncVectorEnv gives every env its own process and pickles a step's results (with the info
     dicts, merged per key) through a pipe; for a 0.4 ms Atari RAM step that costs about as much
@@ -2022,10 +2028,10 @@ class EnvWorkers:
         self.shared = context.RawArray("b", size)
         self.view = shared_views(self.shared, self.layout)
         self.pipes, self.processes = [], []
+        forked = context.get_start_method() == "fork"
         bounds = np.linspace(local, num_envs, min(num_workers, num_envs - local) + 1).astype(int)
         for first, end in itertools.pairwise(bounds):
             mine, theirs = context.Pipe()
-            forked = context.get_start_method() == "fork"
             process = context.Process(target=env_worker, daemon=True, args=(
                 make_one, int(first), int(end - first), self.shared, self.layout, theirs,
                 mine if forked else None))
@@ -2043,16 +2049,19 @@ class EnvWorkers:
         try:
             step_envs(self.local, 0, self.view, command, argument)
         except Exception as error:
-            problems.append(f"{type(error).__name__} in {command}(): {first_line(error)}")
-        for pipe in self.pipes:
+            problems.append(f"an env raised {type(error).__name__} in {command}(): "
+                            f"{first_line(error)}")
+        for pipe, process in zip(self.pipes, self.processes):
             try:
                 status, message = pipe.recv()
             except (EOFError, OSError):
-                status, message = "error", "a worker process died"
+                process.join(timeout=1)
+                status, message = "error", (f"an env worker process died (exit code "
+                                            f"{process.exitcode})")
             if status != "ok":
                 problems.append(message)
         if problems:
-            raise TrainingError(f"an env raised {problems[0]}")
+            raise TrainingError(problems[0])
 
     def reset(self, seed=None):
         self._send("reset", seed)

@@ -87,6 +87,8 @@ def test_main_prints_the_env_defaults_it_applied(tmp_path, capsys):
     ({"eps_start": 1.5}, "--eps-start"),
     ({"batch_size": 64, "buffer_size": 32}, "--batch-size"),
     ({"tau": 2.0}, "--tau"),
+    ({"n_step": 0}, "--n-step"),
+    ({"n_step": 3, "obs": "pixels"}, "--n-step"),
 ])
 def test_nonsense_dqn_hyperparameters_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
@@ -1353,6 +1355,15 @@ def test_crafted_checkpoints_are_refused_in_one_line(tmp_path, capsys, changes, 
     assert message in err and err.count("\n") == 1
 
 
+def test_a_checkpoint_from_before_n_step_returns_resumes_with_one_step_targets(tmp_path):
+    assert rl.main(tiny_dqn_args(tmp_path, "--total-steps", "400", "--no-gif-at-end")) == 0
+    checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert checkpoint["config"]["n_step"] == 3  # Breakout's default
+    del checkpoint["config"]["n_step"]
+    torch.save(checkpoint, tmp_path / "model.pt")
+    assert rl.load_checkpoint(tmp_path)["config"].n_step == 1  # how it was trained
+
+
 @pytest.mark.parametrize("game", ["ALE/Freeway-v5", "ALE/Pong-v5"])
 def test_a_breakout_checkpoint_refuses_a_game_with_other_actions(tmp_path, capsys, game):
     assert rl.main(tiny_dqn_args(tmp_path, "--total-steps", "300", "--no-gif-at-end")) == 0
@@ -1519,6 +1530,15 @@ def test_an_env_worker_that_raises_becomes_one_training_error(workers, local):
     with rl.contextlib.closing(rl.EnvWorkers(raising_cartpole, 2, workers, local)) as envs:
         envs.reset(seed=0)
         with pytest.raises(rl.TrainingError, match="RuntimeError in step\\(\\): emulator on fire"):
+            envs.step(np.zeros(2, dtype=np.int64))
+
+
+def test_a_killed_env_worker_becomes_one_training_error():
+    make_one = rl.functools.partial(rl.make_env, "CartPole-v1")
+    with rl.contextlib.closing(rl.EnvWorkers(make_one, 2, 1)) as envs:
+        envs.reset(seed=0)
+        envs.processes[0].kill()
+        with pytest.raises(rl.TrainingError, match="worker process died"):
             envs.step(np.zeros(2, dtype=np.int64))
 
 
