@@ -1955,8 +1955,8 @@ def env_worker(make_one, first, count, shared, layout, pipe, other_end):
             step_envs(envs, first, view, command, argument)
             pipe.send(("ok", None))
         except Exception as error:
-            pipe.send(("error", f"an env raised {type(error).__name__} in {command}(): "
-                                f"{first_line(error)}"))
+            message = f"an env raised {type(error).__name__} in {command}(): {first_line(error)}"
+            pipe.send(("error", message))
     for env in envs:
         env.close()
 
