@@ -1695,13 +1695,14 @@ class RunRecorder:
             return
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
+        mean = f"{self.mean100():7.2f}" if self.scores else "      -"
         speed = (done - self.done_at_start[unit]) / max(now - self.invocation_start, 1e-9)
         left = (total - done) / speed if speed > 0 else math.inf
         left = max(0.0, min(left, self.deadline - now))
         eta = ("ETA ?" if not math.isfinite(left) else
                f"ETA {left / 60:.0f} min" if left >= 60 else f"ETA {left:.0f} s")
         print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
-              f"mean100 {self.mean100():7.2f} | {extra}{rate:6.0f} steps/s | "
+              f"mean100 {mean} | {extra}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min, {eta}", flush=True)
         self.last_log, self.last_log_step = now, env_step
 
