@@ -3073,8 +3073,10 @@ def train(args):
     finally:
         lock.release()
         remove_if_empty(out_dir, created)
-    print(f"{recorder.games} games, final 100-game mean {recorder.mean100():.2f}; "
-          f"model.pt, history.csv and curve.png are in {out_dir}", flush=True)
+    mean = (f"final 100-game mean {recorder.mean100():.2f}" if recorder.games else
+            "no game finished yet")
+    print(f"{recorder.games} games, {mean}; model.pt, history.csv and curve.png are in "
+          f"{out_dir}", flush=True)
     if cfg.gif_at_end and recorder.exit_code == 0:
         try:
             scores = evaluate(out_dir / "model.pt", games=1, gif_path=out_dir / "agent.gif")
