@@ -1228,8 +1228,8 @@ ENV_DEFAULTS = {
     # ~25% more agent steps/s on a CPU and, measured, the same score per minute. 32 games are
     # played at once (--num-envs): worker processes step them while this process learns.
     # ε ends at 0.01 (Rainbow's and Dopamine's training ε): at 0.05 one action in 20 is random,
-    # and a random move at the wrong moment loses a ball — the agents below 0.05 scored about
-    # half of what they scored when evaluated at 0.01 (results.md).
+    # and a random move at the wrong moment loses a ball — agents trained at 0.05 averaged about
+    # half in their training games of what they scored when evaluated at 0.01 (results.md).
     ("dqn", "atari"): {"buffer_size": 1_000_000, "learning_starts": 20_000, "train_every": 8,
                        "num_envs": 32, "eps_end": 0.01},
     # CartPole: 4 floats, reward +1 per step up to 500. DQN learns it in tens of thousands of
