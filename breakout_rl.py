@@ -2634,20 +2634,33 @@ def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
     child_flags: command-line flags every run gets (budget, seed, hyperparameters); budget: the
     agent steps each run trains for (for the progress line)."""
     pending, running, results = list(env_ids), {}, {}
+    # Each run gets its own share of the cores (where the OS lets us pin processes), so that
+    # its split into worker processes (worker_split) counts only the cores it really has.
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    share = max(1, len(cores) // jobs)
+    free_slots = list(range(jobs))
     start, last_log = time.time(), 0.0
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                env_id = pending.pop(0)
+                env_id, slot = pending.pop(0), free_slots.pop(0)
                 log = open(folder / f"{game_name(env_id)}.log", "w")
                 command = [sys.executable, str(Path(__file__).resolve()), "--algo", "dqn",
                            "--env", env_id, "--out", str(folder / game_name(env_id)),
                            "--no-gif-at-end", "--log-every", "60", *child_flags]
-                running[env_id] = (subprocess.Popen(command, stdout=log,
-                                                    stderr=subprocess.STDOUT), log)
-            for env_id, (process, log) in list(running.items()):
+                if cores:  # a child inherits the cores its parent may use when it starts
+                    os.sched_setaffinity(0, {cores[(slot * share + k) % len(cores)]
+                                             for k in range(share)})
+                try:
+                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+                finally:
+                    if cores:
+                        os.sched_setaffinity(0, cores)
+                running[env_id] = (process, log, slot)
+            for env_id, (process, log, slot) in list(running.items()):
                 if process.poll() is not None:
                     log.close()
+                    free_slots.append(slot)
                     del running[env_id]
                     results[env_id] = game_result(env_id, folder / game_name(env_id),
                                                   process.returncode)
@@ -2663,7 +2676,7 @@ def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
                 last_log = time.time()
             time.sleep(0.5)
     finally:
-        for env_id, (process, log) in running.items():  # interrupted: the runs save and stop
+        for env_id, (process, log, _) in running.items():  # interrupted: the runs save and stop
             process.send_signal(signal.SIGTERM)
             process.wait()
             log.close()

@@ -1451,6 +1451,10 @@ def test_games_benchmark_writes_the_table_and_the_chart(tmp_path, capsys):
     assert "--total-steps 1200" in table and "1,200" in table
     assert (out / "games.png").stat().st_size > 1000
     assert rl.load_checkpoint(out / "Pong")["config"].learning_starts == 100
+    if hasattr(rl.os, "sched_setaffinity") and rl.available_cores() == 2:
+        # two runs at a time on two cores: each is pinned to one and steps its envs itself
+        assert "32 at once on 1 core(s): this process steps them all" in (
+            out / "Pong.log").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [
