@@ -1244,7 +1244,7 @@ ENV_DEFAULTS = {
         "total_steps": 200_000, "buffer_size": 200_000, "batch_size": 128, "lr": 5e-4,
         "lr_decay_steps": 100_000, "learning_starts": 1_000, "train_every": 2, "tau": 0.01,
         "eps_decay_steps": 10_000, "eps_end": 0.01, "clip_rewards": False, "loss": "mse",
-        "n_step": 1},
+        "n_step": 1},  # (3-step returns: solved on seed 0, never on seed 1 — results.md)
     # LunarLander: 8 floats, shaped rewards from −100 (crash) to +100 (landing) plus fuel costs;
     # clipping them to ±1 would erase the difference between a crash and a scrape.
     ("dqn", "LunarLander-v3"): {
