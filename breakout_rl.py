@@ -1934,6 +1934,11 @@ def make_vector_env(cfg):
                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
+def env_error_text(error, command="step"):
+    """One line for an exception an env raised in reset() or step()."""
+    return f"an env raised {type(error).__name__} in {command}(): {first_line(error)}"
+
+
 def env_worker(make_one, first, count, shared, layout, pipe, other_end):
     """A worker process: owns envs first … first+count−1 and steps them when asked.
 
@@ -1956,8 +1961,7 @@ def env_worker(make_one, first, count, shared, layout, pipe, other_end):
             step_envs(envs, first, view, command, argument)
             pipe.send(("ok", None))
         except Exception as error:
-            message = f"an env raised {type(error).__name__} in {command}(): {first_line(error)}"
-            pipe.send(("error", message))
+            pipe.send(("error", env_error_text(error, command)))
     for env in envs:
         env.close()
 
@@ -2050,8 +2054,7 @@ class EnvWorkers:
         try:
             step_envs(self.local, 0, self.view, command, argument)
         except Exception as error:
-            problems.append(f"an env raised {type(error).__name__} in {command}(): "
-                            f"{first_line(error)}")
+            problems.append(env_error_text(error, command))
         for pipe, process in zip(self.pipes, self.processes):
             try:
                 status, message = pipe.recv()
@@ -2114,9 +2117,10 @@ def vector_step(envs, actions=None):
     exception inside an env becomes a TrainingError."""
     try:
         return envs.step(actions) if actions is not None else envs.step_wait()
+    except TrainingError:
+        raise  # (EnvWorkers has already said which env raised what)
     except Exception as error:
-        raise TrainingError(f"an env raised {type(error).__name__} in step(): "
-                            f"{first_line(error)}") from error
+        raise TrainingError(env_error_text(error)) from error
 
 
 def run_dqn_vector(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None):

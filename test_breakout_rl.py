@@ -856,6 +856,7 @@ def test_an_env_that_raises_ends_in_one_line_and_a_saved_checkpoint(tmp_path, mo
     assert rl.main(tiny_dqn_args(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "raised RuntimeError in step(): emulator crashed" in err and err.count("\n") == 1
+    assert "TrainingError" not in err  # said once, not wrapped again by the vector loop
     assert rl.load_checkpoint(tmp_path)["progress"]["env_step"] > 0
 
 
