@@ -1118,6 +1118,17 @@ def test_the_copied_dqn_classes_run_the_readme_loop(tmp_path):
     assert fresh.qnetwork_local(state).abs().max() < 1.0
 
 
+def test_the_readme_cartpole_agent_uses_the_cartpole_row():
+    start = README.index("**Other environments.**")
+    block = README[README.index("```python", start) + len("```python"):]
+    call = ast.parse(block[:block.index("```")]).body[0].value
+    given = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    row = rl.env_defaults("dqn", "CartPole-v1")
+    assert {k: v for k, v in given.items() if k in rl.AGENT_DEFAULTS} == \
+        {k: v for k, v in row.items() if k in rl.AGENT_DEFAULTS}
+    assert given["state_size"] == 4 and given["action_size"] == 2
+
+
 def test_the_copied_logistic_policy_learns_cartpole(tmp_path):
     module, _ = copied_module(tmp_path, ["sigmoid", "LinearBaseline", "LogisticPolicy"])
     import gymnasium as gym
