@@ -1559,10 +1559,13 @@ def test_a_killed_env_worker_becomes_one_training_error():
 
 
 def test_worker_split_keeps_this_process_busy_only_where_cores_are_short():
-    assert rl.worker_split(32, 1) == (0, 32)  # one core: no worker processes at all
-    workers, local = rl.worker_split(32, 2)
-    assert workers == 1 and 0 < local < 16  # the learner takes a few envs of its own
-    assert rl.worker_split(32, 16) == (15, 0) and rl.worker_split(4, 16) == (4, 0)
+    light, heavy = rl.learner_share(64, 8), rl.learner_share(256, 8)  # measured: ~0.56, ~1.4
+    assert 0.4 < light < 0.8 and 1.2 < heavy < 1.7
+    assert rl.worker_split(32, 1, light) == (0, 32)  # one core: no worker processes at all
+    workers, local = rl.worker_split(32, 2, light)
+    assert workers == 1 and 0 < local < 16  # a light learner takes a few envs of its own
+    assert rl.worker_split(32, 2, heavy) == (1, 0)  # a heavy one has enough to do learning
+    assert rl.worker_split(32, 16, light) == (15, 0) and rl.worker_split(4, 16, light) == (4, 0)
 
 
 def test_vector_runs_are_deterministic_and_resume(tmp_path):
