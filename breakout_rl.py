@@ -1922,13 +1922,18 @@ def worker_split(num_envs, cores, share):
     return workers, min(local, num_envs - workers)
 
 
+def machine_split(cfg):
+    """worker_split for cfg's envs and learner on the cores this process may use."""
+    return worker_split(cfg.num_envs, available_cores(),
+                        learner_share(cfg.batch_size, cfg.train_every))
+
+
 def vector_text(cfg):
     """One line on how the cfg.num_envs envs are stepped on this machine."""
     if cfg.vector != "workers":
         return f"envs: {cfg.num_envs} in Gymnasium's {cfg.vector} vector env"
     cores = available_cores()
-    workers, local = worker_split(cfg.num_envs, cores, learner_share(cfg.batch_size,
-                                                                     cfg.train_every))
+    workers, local = machine_split(cfg)
     where = (f"{workers} worker process(es) step {cfg.num_envs - local}, this process steps "
              f"{local}" if workers else "this process steps them all (no worker processes)")
     return (f"envs: {cfg.num_envs} at once on {cores} core(s): {where} and learns (the split "
@@ -1941,9 +1946,7 @@ def make_vector_env(cfg):
     make_one = functools.partial(make_env, cfg.env_id, cfg.noop_max, cfg.sticky_actions, None,
                                  cfg.obs)
     if cfg.vector == "workers":
-        share = learner_share(cfg.batch_size, cfg.train_every)
-        return EnvWorkers(make_one, cfg.num_envs,
-                          *worker_split(cfg.num_envs, available_cores(), share))
+        return EnvWorkers(make_one, cfg.num_envs, *machine_split(cfg))
     vector_class = gym.vector.AsyncVectorEnv if cfg.vector == "async" else gym.vector.SyncVectorEnv
     return vector_class([make_one] * cfg.num_envs,
                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
