@@ -288,25 +288,19 @@ class ReplayBuffer:
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 4. Agent
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# DQN in four methods. act(): ε-greedy, with ε falling linearly from eps_start to eps_end.
+# DQN in four methods. act(): ε-greedy, with ε falling linearly from eps_start to eps_end
+# (act_batch() does the same for the observations of several envs in one forward pass).
 # step(): store the transition and, every `train_every` steps, learn from a random batch.
-# learn(): move Q(s, a) toward the TD target
-#     y = r + γ·(1 − done)·Q_target(s′, a′)
-# where Q_target is a copy of the network refreshed only now and then: chasing a target that moves
+# learn(): move Q(s, a) toward the TD target. The one this class computes is
+#     y = R + γⁿ·(1 − done)·Q_target(s′, a′),   R = r_t + γ·r_{t+1} + … + γ^(n−1)·r_{t+n−1}
+# with n = n_step and s′ the state n steps later. With n = 1 it is the textbook one-step target
+# y = r + γ·(1 − done)·Q_target(s′, a′); the default n = 3 is explained at store_n_step below.
+# Q_target is a copy of the network refreshed only now and then: chasing a target that moves
 # with every gradient step is what makes naive Q-learning with neural nets diverge. The copy is
 # refreshed either by hard copies (Nature DQN) or by soft Polyak averaging (soft_update).
 # a′ is picked by the online network and valued by the target network (Double DQN, van Hasselt
 # et al. 2016), which over-estimates less than Nature DQN's max_a′ Q_target(s′, a′);
 # double_dqn=False gives the Nature target.
-#
-# n-step returns (n_step=n; Sutton 1988, used by Rainbow): the stored transition is
-#     (s_t, a_t, R = r_t + γ·r_{t+1} + … + γ^(n−1)·r_{t+n−1}, s_{t+n}, done)
-# and the target is y = R + γ^n·(1 − done)·Q_target(s_{t+n}, a′). A reward reaches the value
-# of the action that earned it n times faster than through n one-step backups — in Breakout the
-# ball takes dozens of steps from paddle to brick, in Pong the point is scored far from the hit.
-# The price is a little bias: the n−1 later actions were ε-greedy ones of an older policy.
-# step() keeps the last n transitions of each stream (each env) and stores a transition once n
-# later rewards are known, or at once when its game (or life) ends: R then stops at the end.
 
 
 class Agent:
@@ -334,7 +328,12 @@ class Agent:
         device: torch device for the networks and sampled batches.
         network: the online network to use instead of a QNetwork (e.g. a ConvQNetwork).
         memory: the replay buffer to use instead of a ReplayBuffer (e.g. FrameStackReplayBuffer).
-    The defaults learn Breakout from RAM in a homework-length run (a few hundred thousand steps).
+    The defaults learn Breakout from RAM in a one-env homework loop (a few hundred thousand
+    steps). `python breakout_rl.py --algo dqn` (32 envs at once, 4M steps) makes
+        Agent(128, 4, seed=0, buffer_size=1_000_000, batch_size=256, learning_starts=20_000,
+              train_every=8, eps_end=0.01)
+    i.e. a bigger buffer and batch for a longer run; with one env on one core, batches of 256
+    cost about 3× the time per step, so a homework loop keeps the defaults.
     """
 
     def __init__(self, state_size, action_size, seed=0, *, hidden_sizes=(256, 256), lr=1e-4,
@@ -381,15 +380,22 @@ class Agent:
         """ε-greedy action (int) for one observation `state` (shape (state_size,), any dtype).
 
         eps=None follows the agent's own schedule (epsilon() of the coming step)."""
+        return int(self.act_batch(np.asarray(state)[None], eps)[0])
+
+    def act_batch(self, states, eps=None):
+        """ε-greedy actions (N,) int64 for N observations `states` (N, *obs_shape), one forward
+        pass for all of them; each is random with probability ε, else argmax_a Q_local(s, a).
+
+        eps=None follows the agent's own schedule (epsilon() of the coming step)."""
         if eps is None:
             eps = self.epsilon(self.t_step + 1)
-        if self.rng.random() < eps:
-            return int(self.rng.integers(self.action_size))
         # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
         with torch.no_grad():
-            state_t = torch.as_tensor(np.asarray(state), device=self.device).unsqueeze(0)
-            q_values = self.qnetwork_local(state_t)                  # (1, n_actions)
-        return int(q_values.argmax(dim=1).item())
+            q_values = self.qnetwork_local(torch.as_tensor(states, device=self.device))  # (N, A)
+        actions = q_values.argmax(dim=1).cpu().numpy()                             # (N,)
+        explore = self.rng.random(len(actions)) < eps
+        actions[explore] = self.rng.integers(self.action_size, size=int(explore.sum()))
+        return actions
 
     @property
     def warm(self):
@@ -425,6 +431,16 @@ class Agent:
         if self.tau == 0 and self.t_step % self.target_update_every == 0:
             self.hard_update(self.qnetwork_local, self.qnetwork_target)
 
+    # ── A refinement a first reading may skip: n-step returns ──────────────────────────────
+    # With n_step = n (Sutton 1988, used by Rainbow) the stored transition is
+    #     (s_t, a_t, R = r_t + γ·r_{t+1} + … + γ^(n−1)·r_{t+n−1}, s_{t+n}, done)
+    # and learn() bootstraps with γⁿ. A reward reaches the value of the action that earned it n
+    # times faster than through n one-step backups — in Breakout the ball takes dozens of steps
+    # from paddle to brick. The price is a little bias: the n−1 later actions were ε-greedy ones
+    # of an older policy. step() keeps the last n transitions of each stream (each env) and
+    # stores a transition once n later rewards are known, or at once when its game (or life)
+    # ends: R then stops at the end.
+
     def store_n_step(self, pending, state, action, reward, next_state, done):
         """Add a transition to one stream's `pending` list and push the n-step transitions that
         are complete: the oldest once n rewards follow it, all of them when `done`."""
@@ -452,11 +468,20 @@ class Agent:
 
     def learn(self, experiences, gamma=None):
         """One gradient step on a batch (states, actions, rewards, next_states, dones), shapes
-        (B, *obs), (B,) int64, (B,) float32, (B, *obs), (B,) float32; gamma (the discount of
-        next_states' values) defaults to γ^n_step. Returns the loss (Huber or MSE, as a float)
-        before the step.
+        (B, *obs), (B,) int64, (B,) float32, (B, *obs), (B,) float32. Returns the loss (Huber
+        or MSE, as a float) before the step.
+
+        gamma is the per-step discount γ, as a course template passes it (None: the agent's).
+        The rewards of an n-step agent are n-step returns summed with the agent's γ, so next
+        states are discounted by γⁿ — right for any n_step; a different γ is refused.
         """
-        gamma = self.gamma ** self.n_step if gamma is None else gamma
+        if gamma is None:
+            gamma = self.gamma
+        elif gamma != self.gamma and self.n_step > 1:
+            raise ValueError(f"learn(gamma={gamma}) but this agent sums its {self.n_step}-step "
+                             f"returns with gamma={self.gamma}: create the Agent with "
+                             f"gamma={gamma} (or n_step=1)")
+        bootstrap_discount = gamma ** self.n_step  # γⁿ
         states, actions, rewards, next_states, dones = experiences
         # ── the core of DQN ──────────────────────────────────────────────────────────────────
         with torch.no_grad():
@@ -467,9 +492,9 @@ class Agent:
             else:
                 # Nature DQN: max_a′ Q_target(s′, a′).
                 next_q = self.qnetwork_target(next_states).max(dim=1).values   # (batch,)
-            # y = r + γ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal
-            # (with n-step returns r is R and γ is γ^n).
-            td_target = rewards + gamma * (1.0 - dones) * next_q              # (batch,)
+            # y = R + γⁿ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal
+            # (with n_step = 1, R = r and γⁿ = γ).
+            td_target = rewards + bootstrap_discount * (1.0 - dones) * next_q  # (batch,)
         # Q(s, a) for the actions actually taken.
         q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
         # With the TD error δ = Q(s, a) − y:
@@ -525,194 +550,81 @@ class Agent:
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 5. The DQN training loop
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# One flat loop: act, step the env, store and learn, start a new game when one ends. A "game" is
-# a full episode of the environment (for Breakout all 5 lives) and its score is the raw,
-# unclipped sum of rewards. The same loop runs the command line's training: `on_step` is where
-# the runner in Part II hooks its log, checkpoints and stop conditions.
+# One flat loop, written against Gymnasium's vector-env API so that the same code runs one env or
+# many: act, step the envs, store and learn, count a game when one ends. A "game" is a full
+# episode of the environment (for Breakout all 5 lives) and its score is the raw, unclipped sum of
+# rewards. With one env it is the course's loop; the command line hands this very loop its 32
+# Breakout envs (stepped by worker processes, section 13), and `on_step` is where it hooks its
+# log, checkpoints and stop conditions.
+#
+# Make the envs with same-step autoreset, e.g. for one env
+#     envs = gym.vector.SyncVectorEnv([lambda: env],
+#                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+# The trap it sets: when a game ends, the vector env resets that env *within the same step*, so
+# next_obs[i] is already the first observation of the next game. The transition must end in the
+# game's real last observation, which the vector env keeps in info["final_obs"][i]. Storing
+# next_obs[i] instead would teach the agent that losing leads to a fresh start.
+#
+# Acting lags learning by one env step: the actions for the next env step are chosen before the
+# agent learns from this step's transitions, so that a vector env that can run in the
+# background (step_async) emulates while the network learns.
 
 
-def run_dqn(env, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
-    """Train `agent` on `env` until it has taken `total_steps` agent steps (counting the steps it
-    took before, so a restored agent continues). Returns the agent's step count at the end.
+def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
+    """Train `agent` on a Gymnasium vector env `envs` (N copies, same-step autoreset) until it has
+    taken `total_steps` agent steps; each env step gives N transitions, each one agent.step
+    (counting the steps it took before, so a restored agent continues). Returns the agent's step
+    count at the end.
 
-    on_step(step, game_score), if given, is called after every step; game_score is the raw score
-    of the game that just ended, or None. It may return True to stop early.
+    on_step(step, game_score), if given, is called after every transition; game_score is the
+    raw score of the game that just ended, or None. It may return True to stop early.
     """
-    obs, _ = env.reset(seed=seed)
-    score = 0.0
-    while agent.t_step < total_steps:
-        action = agent.act(obs)  # ε-greedy, ε from the agent's schedule
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        score += reward
-        # Learn from sign(r) ∈ {−1, 0, 1}; the score we report stays the raw one.
-        learn_reward = np.sign(reward) if clip_rewards else reward
-        # A lost life is a terminal for learning: no bootstrapping past it. A time limit
-        # (truncated) is not: the next state still has value, so it is left out here.
-        done = terminated or info.get("life_lost", False)
-        agent.step(obs, action, learn_reward, next_obs, done)
-        obs = next_obs
-        game_score = None
-        if terminated or truncated:  # the game is over (all lives) or cut: start a new one
-            game_score, score = score, 0.0
-            obs, _ = env.reset()
-        if on_step is not None and on_step(agent.t_step, game_score):
-            break
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError("run_dqn needs a vector env with autoreset_mode=gym.vector."
+                         "AutoresetMode.SAME_STEP (the last observation of a game is in "
+                         "info['final_obs'])")
+    overlap = hasattr(envs, "step_async")  # AsyncVectorEnv, or section 13's worker processes
+    obs, _ = envs.reset(seed=seed)
+    scores = np.zeros(envs.num_envs)  # raw score of each env's current game
+    actions = agent.act_batch(obs)  # ε-greedy, ε from the agent's schedule
+    if overlap:
+        envs.step_async(actions)
+    stop, pending = False, overlap
+    while not stop and agent.t_step < total_steps:
+        next_obs, rewards, terminated, truncated, info = (
+            envs.step_wait() if overlap else envs.step(actions))
+        pending = False
+        ended_in = next_obs.copy()  # the observation each transition ended in...
+        for i in np.flatnonzero(info.get("_final_obs", [])):
+            ended_in[i] = info["final_obs"][i]  # ...the game's last one where a game ended
+        next_actions = agent.act_batch(next_obs)
+        if overlap and agent.t_step + len(actions) < total_steps:
+            envs.step_async(next_actions)  # the emulators step while we learn below
+            pending = True
+        life_lost = info.get("life_lost", np.zeros(envs.num_envs, dtype=bool))
+        for i in range(envs.num_envs):
+            scores[i] += rewards[i]
+            # Learn from sign(r) ∈ {−1, 0, 1}; the score we report stays the raw one.
+            learn_reward = np.sign(rewards[i]) if clip_rewards else rewards[i]
+            # A lost life is a terminal for learning: no bootstrapping past it. A time limit
+            # (truncated) is not: the next state still has value, so it is left out here.
+            done = terminated[i] or life_lost[i]
+            agent.step(obs[i], actions[i], learn_reward, ended_in[i], done, stream=i)
+            game_score = None
+            if terminated[i] or truncated[i]:  # the game is over (all lives) or cut
+                game_score, scores[i] = scores[i], 0.0
+            if on_step is not None and on_step(agent.t_step, game_score):
+                stop = True
+            if stop or agent.t_step >= total_steps:
+                break
+        obs, actions = next_obs, next_actions
+    if pending:  # stopped early: collect the env step already sent, so the envs can close
+        envs.step_wait()
     return agent.t_step
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 6. DQN from pixels: ConvQNetwork and FrameStackReplayBuffer
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# The HELL level (--obs pixels): ALE renders a 210×160 grayscale screen; we shrink it to 84×84 and
-# stack the last 4, so that one observation shows where the ball is going, not only where it is.
-# Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one of our packages;
-# an area-averaging resize is two small matrix products (ResizeFrame). Gymnasium's own
-# FrameStackObservation does the stacking. Nature DQN also takes the max of the last two frames,
-# because some games draw sprites only every other frame; Breakout draws the ball and paddle on
-# every frame, so we skip that. The Agent takes these through its `network` and `memory`
-# arguments; everything else about DQN stays as it is.
-
-
-def area_resize_matrix(source, target):
-    """(target, source) matrix whose rows average the source pixels each target pixel covers
-    (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
-    edges = np.linspace(0.0, source, target + 1)
-    matrix = np.zeros((target, source), dtype=np.float32)
-    for row, (low, high) in enumerate(itertools.pairwise(edges)):
-        for pixel in range(int(low), int(np.ceil(high))):
-            matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
-    return matrix / matrix.sum(axis=1, keepdims=True)
-
-
-class ResizeFrame(gym.ObservationWrapper):
-    """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
-    small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
-
-    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
-    every frame, which measured 3× slower per env step here."""
-
-    def __init__(self, env, size=84):
-        super().__init__(env)
-        height, width = env.observation_space.shape
-        self.rows = torch.from_numpy(area_resize_matrix(height, size))       # (size, H)
-        self.cols_t = torch.from_numpy(area_resize_matrix(width, size).T)    # (W, size)
-        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
-
-    def observation(self, frame):
-        small = self.rows @ torch.from_numpy(frame).to(torch.float32) @ self.cols_t
-        return small.round_().to(torch.uint8).numpy()  # (size, size)
-
-
-# Nature DQN's network: three convolutions find the paddle, ball and bricks wherever they are on
-# the screen, then two dense layers map those features to Q-values.
-
-
-class ConvQNetwork(nn.Module):
-    """Nature-DQN convolutional network: (batch, 4, 84, 84) uint8 frames → (batch, n_actions).
-
-    Args:
-        frames: stacked frames per observation (the input channels), 4 in Nature DQN.
-        action_size: number of discrete actions.
-        seed: seeds torch's global RNG so the initial weights are reproducible.
-    """
-
-    def __init__(self, frames, action_size, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.layers = nn.Sequential(
-            nn.Conv2d(frames, 32, kernel_size=8, stride=4), nn.ReLU(),  # (batch, 32, 20, 20)
-            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),      # (batch, 64, 9, 9)
-            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),      # (batch, 64, 7, 7)
-            nn.Flatten(),                                                # (batch, 3136)
-            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
-            nn.Linear(512, action_size))
-        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
-        self.to(memory_format=torch.channels_last)
-
-    def forward(self, state):
-        """state: (batch, frames, 84, 84), uint8 (scaled by 1/255 here) or float
-        → Q-values (batch, action_size), float32."""
-        x = state.to(torch.float32)
-        if state.dtype == torch.uint8:
-            x = x * (1.0 / 255.0)  # pixels 0..255 → 0..1
-        return self.layers(x)
-
-
-# Pixels need a second trick. Consecutive states share 3 of their 4 frames, so storing a state and
-# a next state per transition keeps each frame 8 times: 1M transitions would take 56 GB. The
-# FrameStackReplayBuffer keeps every frame once, in the order they were seen, and rebuilds the
-# stacks when it samples: 1M transitions take 7 GB.
-
-
-class FrameStackReplayBuffer(ReplayBuffer):
-    """A ReplayBuffer for stacked frames, shape (k, H, W), that stores each frame once.
-
-    Frames go into one circular stream in the order they were seen. A transition remembers the
-    stream position e of its next state's newest frame; then state = stream[e−k .. e−1] and
-    next state = stream[e−k+1 .. e]. When a state does not continue the previous transition (a
-    new game), its k frames are written first. Same push/sample interface as ReplayBuffer.
-
-    The stream holds a little more than `buffer_size` frames (the extra k frames per game need
-    room); when it wraps onto frames that old transitions still use, those transitions are
-    dropped, so len() can stay a few percent below buffer_size.
-    """
-
-    def _allocate(self, state):
-        state = np.asarray(state)
-        self.k = state.shape[0]
-        self.stream_capacity = self.capacity + self.capacity // 20 + 2 * self.k
-        self.frames = np.zeros((self.stream_capacity, *state.shape[1:]), dtype=state.dtype)
-        self.frames_written = 0  # frames ever written; frame n lives at n % stream_capacity
-        self.next_frame = np.zeros(self.capacity, dtype=np.int64)  # e per transition
-        self.actions = np.zeros(self.capacity, dtype=np.int64)
-        self.rewards = np.zeros(self.capacity, dtype=np.float32)
-        self.dones = np.zeros(self.capacity, dtype=np.float32)
-        self.states = self.frames  # marks the buffer as allocated
-
-    def _write_frame(self, frame):
-        self.frames[self.frames_written % self.stream_capacity] = frame
-        self.frames_written += 1
-
-    def _stream_slots(self, newest, length):
-        """Stream slots of the `length` frames ending at frame number `newest` (int or (B,))."""
-        return (np.asarray(newest)[..., None] + np.arange(1 - length, 1)) % self.stream_capacity
-
-    def push(self, state, action, reward, next_state, done):
-        """Store one transition: only next_state's newest frame, plus all of `state` when it is
-        not the previous transition's next_state."""
-        if self.states is None:
-            self._allocate(state)
-        last = self.frames_written - 1
-        continues = self.size > 0 and np.array_equal(
-            self.frames[self._stream_slots(last, self.k)], state)
-        if not continues:
-            for frame in state:
-                self._write_frame(frame)
-        self._write_frame(next_state[-1])
-        i = self.position
-        self.next_frame[i] = self.frames_written - 1
-        self.actions[i], self.rewards[i], self.dones[i] = action, reward, done
-        self.position = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-        # Drop the oldest transitions whose first frame the stream has overwritten.
-        while self.size and (self.frames_written - (self.next_frame[self.position - self.size]
-                                                    - self.k) > self.stream_capacity):
-            self.size -= 1
-
-    def sample(self):
-        """Uniform random batch, as ReplayBuffer.sample: states and next_states (B, k, H, W)."""
-        # the valid transitions are the newest `size`: slots position − size … position − 1
-        idx = (self.position - self.size + self.rng.integers(0, self.size, size=self.batch_size)
-               ) % self.capacity
-        # frames e−k … e for each transition: (B, k + 1, H, W), one fancy-indexing call
-        frames = self.frames[self._stream_slots(self.next_frame[idx], self.k + 1)]
-        return tuple(torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for array in
-                     (frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],
-                      self.dones[idx]))
-
-
-# ════════════════════════════════════════════════════════════════════════════════════════════════
-# 7. LogisticPolicy (REINFORCE in numpy)
+# 6. LogisticPolicy (REINFORCE in numpy)
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A policy gradient method improves a stochastic policy π(a|s, θ) directly. The objective is the
 # expected return from the start, J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
@@ -876,7 +788,7 @@ class LogisticPolicy:
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 8. SoftmaxPolicy and the features a linear policy sees
+# 7. SoftmaxPolicy and the features a linear policy sees
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # With n actions the logistic policy generalises to a softmax over one linear score per action,
 # θ of shape (n_features, n_actions):
@@ -1006,7 +918,7 @@ def pg_features(obs, scaler=None):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 9. The REINFORCE training loop
+# 8. The REINFORCE training loop
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # It looks like the DQN loop on purpose, so the algorithmic difference stands out: DQN learns
 # every few steps from replayed transitions; REINFORCE plays a whole episode, then learns once
@@ -1057,6 +969,157 @@ def run_reinforce(env, policy, episodes, scaler=None, clip_rewards=False, life_l
         if on_episode is not None and on_episode(episode, score, len(rewards)):
             break
     return episode
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 9. DQN from pixels: ConvQNetwork and FrameStackReplayBuffer
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# The HELL level (--obs pixels): ALE renders a 210×160 grayscale screen; we shrink it to 84×84 and
+# stack the last 4, so that one observation shows where the ball is going, not only where it is.
+# Gymnasium's AtariPreprocessing does the shrinking with OpenCV, which is not one of our packages;
+# an area-averaging resize is two small matrix products (ResizeFrame). Gymnasium's own
+# FrameStackObservation does the stacking. Nature DQN also takes the max of the last two frames,
+# because some games draw sprites only every other frame; Breakout draws the ball and paddle on
+# every frame, so we skip that. The Agent takes these through its `network` and `memory`
+# arguments; everything else about DQN stays as it is.
+
+
+def area_resize_matrix(source, target):
+    """(target, source) matrix whose rows average the source pixels each target pixel covers
+    (fractional overlaps weighted by their share), so `matrix @ column` resizes a column."""
+    edges = np.linspace(0.0, source, target + 1)
+    matrix = np.zeros((target, source), dtype=np.float32)
+    for row, (low, high) in enumerate(itertools.pairwise(edges)):
+        for pixel in range(int(low), int(np.ceil(high))):
+            matrix[row, pixel] = min(high, pixel + 1) - max(low, pixel)
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+class ResizeFrame(gym.ObservationWrapper):
+    """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
+    small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
+
+    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
+    every frame, which measured 3× slower per env step here."""
+
+    def __init__(self, env, size=84):
+        super().__init__(env)
+        height, width = env.observation_space.shape
+        self.rows = torch.from_numpy(area_resize_matrix(height, size))       # (size, H)
+        self.cols_t = torch.from_numpy(area_resize_matrix(width, size).T)    # (W, size)
+        self.observation_space = gym.spaces.Box(0, 255, (size, size), dtype=np.uint8)
+
+    def observation(self, frame):
+        small = self.rows @ torch.from_numpy(frame).to(torch.float32) @ self.cols_t
+        return small.round_().to(torch.uint8).numpy()  # (size, size)
+
+
+# Nature DQN's network: three convolutions find the paddle, ball and bricks wherever they are on
+# the screen, then two dense layers map those features to Q-values.
+
+
+class ConvQNetwork(nn.Module):
+    """Nature-DQN convolutional network: (batch, 4, 84, 84) uint8 frames → (batch, n_actions).
+
+    Args:
+        frames: stacked frames per observation (the input channels), 4 in Nature DQN.
+        action_size: number of discrete actions.
+        seed: seeds torch's global RNG so the initial weights are reproducible.
+    """
+
+    def __init__(self, frames, action_size, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.layers = nn.Sequential(
+            nn.Conv2d(frames, 32, kernel_size=8, stride=4), nn.ReLU(),  # (batch, 32, 20, 20)
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),      # (batch, 64, 9, 9)
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),      # (batch, 64, 7, 7)
+            nn.Flatten(),                                                # (batch, 3136)
+            nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+            nn.Linear(512, action_size))
+        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, state):
+        """state: (batch, frames, 84, 84), uint8 (scaled by 1/255 here) or float
+        → Q-values (batch, action_size), float32."""
+        x = state.to(torch.float32)
+        if state.dtype == torch.uint8:
+            x = x * (1.0 / 255.0)  # pixels 0..255 → 0..1
+        return self.layers(x)
+
+
+# Pixels need a second trick. Consecutive states share 3 of their 4 frames, so storing a state and
+# a next state per transition keeps each frame 8 times: 1M transitions would take 56 GB. The
+# FrameStackReplayBuffer keeps every frame once, in the order they were seen, and rebuilds the
+# stacks when it samples: 1M transitions take 7 GB.
+
+
+class FrameStackReplayBuffer(ReplayBuffer):
+    """A ReplayBuffer for stacked frames, shape (k, H, W), that stores each frame once.
+
+    Frames go into one circular stream in the order they were seen. A transition remembers the
+    stream position e of its next state's newest frame; then state = stream[e−k .. e−1] and
+    next state = stream[e−k+1 .. e]. When a state does not continue the previous transition (a
+    new game), its k frames are written first. Same push/sample interface as ReplayBuffer.
+
+    The stream holds a little more than `buffer_size` frames (the extra k frames per game need
+    room); when it wraps onto frames that old transitions still use, those transitions are
+    dropped, so len() can stay a few percent below buffer_size.
+    """
+
+    def _allocate(self, state):
+        state = np.asarray(state)
+        self.k = state.shape[0]
+        self.stream_capacity = self.capacity + self.capacity // 20 + 2 * self.k
+        self.frames = np.zeros((self.stream_capacity, *state.shape[1:]), dtype=state.dtype)
+        self.frames_written = 0  # frames ever written; frame n lives at n % stream_capacity
+        self.next_frame = np.zeros(self.capacity, dtype=np.int64)  # e per transition
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.states = self.frames  # marks the buffer as allocated
+
+    def _write_frame(self, frame):
+        self.frames[self.frames_written % self.stream_capacity] = frame
+        self.frames_written += 1
+
+    def _stream_slots(self, newest, length):
+        """Stream slots of the `length` frames ending at frame number `newest` (int or (B,))."""
+        return (np.asarray(newest)[..., None] + np.arange(1 - length, 1)) % self.stream_capacity
+
+    def push(self, state, action, reward, next_state, done):
+        """Store one transition: only next_state's newest frame, plus all of `state` when it is
+        not the previous transition's next_state."""
+        if self.states is None:
+            self._allocate(state)
+        last = self.frames_written - 1
+        continues = self.size > 0 and np.array_equal(
+            self.frames[self._stream_slots(last, self.k)], state)
+        if not continues:
+            for frame in state:
+                self._write_frame(frame)
+        self._write_frame(next_state[-1])
+        i = self.position
+        self.next_frame[i] = self.frames_written - 1
+        self.actions[i], self.rewards[i], self.dones[i] = action, reward, done
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        # Drop the oldest transitions whose first frame the stream has overwritten.
+        while self.size and (self.frames_written - (self.next_frame[self.position - self.size]
+                                                    - self.k) > self.stream_capacity):
+            self.size -= 1
+
+    def sample(self):
+        """Uniform random batch, as ReplayBuffer.sample: states and next_states (B, k, H, W)."""
+        # the valid transitions are the newest `size`: slots position − size … position − 1
+        idx = (self.position - self.size + self.rng.integers(0, self.size, size=self.batch_size)
+               ) % self.capacity
+        # frames e−k … e for each transition: (B, k + 1, H, W), one fancy-indexing call
+        frames = self.frames[self._stream_slots(self.next_frame[idx], self.k + 1)]
+        return tuple(torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for array in
+                     (frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],
+                      self.dones[idx]))
 
 
 # ████████████████████████████████████████████████████████████████████████████████████████████████
@@ -1453,8 +1516,7 @@ class EnvErrors(gym.Wrapper):
         try:
             return self.env.step(action)
         except Exception as error:
-            raise TrainingError(f"{self.env.spec.id} raised {type(error).__name__} in step(): "
-                                f"{error}") from error
+            raise TrainingError(env_error_text(error)) from error
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1652,8 +1714,7 @@ class RunRecorder:
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
         self.invocation_start = time.time()
         self.last_log, self.last_log_step = time.time(), self.env_step
-        # budget units (steps or episodes) done before this invocation, for the ETA
-        self.done_at_start = {"step": self.env_step, "episode": self.games}
+        self.speed_from = None  # (time, budget units done) at the first progress line: the ETA
         self.deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         # Games after the checkpoint are dropped by writing the kept rows to a new file that
         # replaces history.csv in one rename: the rows on disk are never truncated in place.
@@ -1690,23 +1751,38 @@ class RunRecorder:
         if self.cfg.save_every and self.games % self.cfg.save_every == 0:
             self.save_checkpoint()
 
-    def maybe_log(self, env_step, done, total, unit, extra="", force=False):
+    def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False):
         """Print a progress line if `log_every` seconds have passed (or `force`): `done` of
-        `total` budget units (steps or episodes) with an ETA, games, scores and `extra`."""
+        `total` budget units (steps or episodes), games, scores, `extra()` (a function, so its
+        text is built only when printed), speed and an ETA. The first line is preceded by a
+        legend of the columns; the ETA appears once a log interval has measured the speed."""
         now = time.time()
         if not (force or self.log_due()):
             return
+        if self.speed_from is None:  # the first line: the columns' legend, and the speed's start
+            print(f"columns: {unit}s done/budget | games finished | last: the last game's score "
+                  "| mean100: mean score of the last 100 games | " + (
+                      "ε, loss: exploration rate, last TD loss | " if unit == "step" else "")
+                  + "agent steps/s since the last line | minutes, estimated time left",
+                  flush=True)
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
         mean = f"{self.mean100():7.2f}" if self.scores else "      -"
-        speed = (done - self.done_at_start[unit]) / max(now - self.invocation_start, 1e-9)
-        left = (total - done) / speed if speed > 0 else math.inf
-        left = max(0.0, min(left, self.deadline - now))
-        eta = ("ETA ?" if not math.isfinite(left) else
-               f"ETA {left / 60:.0f} min" if left >= 60 else f"ETA {left:.0f} s")
+        eta = "ETA -"
+        if done >= total:
+            eta = "ETA 0 s"
+        elif self.speed_from is not None and now > self.speed_from[0]:
+            # units per second since the first line: at least one log interval's worth
+            speed = (done - self.speed_from[1]) / (now - self.speed_from[0])
+            left = (total - done) / speed if speed > 0 else math.inf
+            left = max(0.0, min(left, self.deadline - now))
+            eta = ("ETA ?" if not math.isfinite(left) else
+                   f"ETA {left / 60:.0f} min" if left >= 60 else f"ETA {left:.0f} s")
         print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
-              f"mean100 {mean} | {extra}{rate:6.0f} steps/s | "
+              f"mean100 {mean} | {extra()}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min, {eta}", flush=True)
+        if self.speed_from is None:
+            self.speed_from = (now, done)
         self.last_log, self.last_log_step = now, env_step
 
     def log_due(self):
@@ -1850,34 +1926,31 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     announce(f"{variant} on {cfg.env_id}: obs {env.observation_space.shape} "
              f"{env.observation_space.dtype}, {env.action_space.n} actions, device {device}",
              cfg, out_dir, resume_from)
-    env.action_space.seed(seed)
+    env.close()  # (it gave the shapes; make_vector_env below makes the envs that train)
+
+    def status():
+        if agent.warm:
+            return f"ε {agent.epsilon(agent.t_step):.3f} | loss {agent.last_loss:.4f} | "
+        return (f"filling the replay buffer {len(agent.memory):,}/"
+                f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
 
     def on_step(step, game_score):
         if game_score is not None:
             recorder.end_game(game_score, step)
-        if recorder.log_due():  # (the status text is built only when it is printed)
-            if agent.warm:
-                status = f"ε {agent.epsilon(step):.3f} | loss {agent.last_loss:.4f} | "
-            else:
-                status = (f"filling the replay buffer {len(agent.memory):,}/"
-                          f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
-            recorder.maybe_log(step, step, cfg.total_steps, "step", status)
+        recorder.maybe_log(step, step, cfg.total_steps, "step", status)
         return recorder.should_stop()
 
     try:
-        if cfg.num_envs == 1:
-            run_dqn(EnvErrors(env), agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
-        else:
-            with contextlib.closing(make_vector_env(cfg)) as envs:
-                run_dqn_vector(envs, agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
+        with contextlib.closing(make_vector_env(cfg)) as envs:
+            run_dqn(envs, agent, cfg.total_steps, cfg.clip_rewards, seed, on_step)
     except StopTraining as stop:
         recorder.stopped_by(stop)
     except FloatingPointError as error:
         raise recorder.diverged(error) from None
     finally:
-        recorder.maybe_log(agent.t_step, agent.t_step, cfg.total_steps, "step", force=True)
+        recorder.maybe_log(agent.t_step, agent.t_step, cfg.total_steps, "step", status,
+                           force=True)
         recorder.finish(agent.t_step)
-        env.close()
     return recorder
 
 
@@ -1941,14 +2014,16 @@ def vector_text(cfg):
 
 
 def make_vector_env(cfg):
-    """cfg.num_envs copies of the training env in a Gymnasium vector env that resets a finished
-    game within the same step (the final observation is in info["final_obs"])."""
+    """The Gymnasium vector env of cfg.num_envs training envs that run_dqn steps: games reset
+    within the step that ends them (the final observation is in info["final_obs"]). One env runs
+    in this process; more run as cfg.vector says."""
     make_one = functools.partial(make_env, cfg.env_id, cfg.noop_max, cfg.sticky_actions, None,
                                  cfg.obs)
-    if cfg.vector == "workers":
-        return EnvWorkers(make_one, cfg.num_envs, *machine_split(cfg))
-    vector_class = gym.vector.AsyncVectorEnv if cfg.vector == "async" else gym.vector.SyncVectorEnv
-    return vector_class([make_one] * cfg.num_envs,
+    if cfg.num_envs > 1 and cfg.vector == "workers":
+        return EnvWorkers(make_one, cfg.num_envs, *machine_split(cfg))  # (words errors itself)
+    vector_class = (gym.vector.AsyncVectorEnv if cfg.num_envs > 1 and cfg.vector == "async"
+                    else gym.vector.SyncVectorEnv)
+    return vector_class([lambda: EnvErrors(make_one())] * cfg.num_envs,
                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -2032,7 +2107,7 @@ class EnvWorkers:
     dicts, merged per key) through a pipe; for a 0.4 ms Atari RAM step that costs about as much
     as the emulation. Here the observations, rewards and flags live in shared memory and each
     worker answers a step of all its envs with one short message. Same API subset as the
-    vector envs run_dqn_vector uses: reset(seed) (env i gets seed + i), step_async(actions),
+    vector envs run_dqn uses: reset(seed) (env i gets seed + i), step_async(actions),
     step_wait(), step(actions), close(); games reset within the step that ends them, with the
     last observation in info["final_obs"][i] where info["_final_obs"][i].
     """
@@ -2045,6 +2120,7 @@ class EnvWorkers:
         if not local:
             probe.close()
         self.num_envs = num_envs
+        self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
         space = self.single_observation_space
         self.layout, size = shared_layout(num_envs, space.shape, space.dtype)
         context = multiprocessing.get_context()
@@ -2118,73 +2194,6 @@ class EnvWorkers:
         for env in self.local:
             env.close()
         self.local = []
-
-
-def act_batch(agent, states, eps):
-    """ε-greedy actions (N,) int64 for observations (N, *obs_shape), one forward pass."""
-    with torch.no_grad():
-        q_values = agent.qnetwork_local(torch.as_tensor(states, device=agent.device))  # (N, A)
-    actions = q_values.argmax(dim=1).cpu().numpy()
-    explore = agent.rng.random(len(actions)) < eps
-    actions[explore] = agent.rng.integers(agent.action_size, size=int(explore.sum()))
-    return actions
-
-
-def vector_step(envs, actions=None):
-    """envs.step(actions), or the wait for an envs.step_async(...) when actions is None; an
-    exception inside an env becomes a TrainingError."""
-    try:
-        return envs.step(actions) if actions is not None else envs.step_wait()
-    except TrainingError:
-        raise  # (EnvWorkers has already said which env raised what)
-    except Exception as error:
-        raise TrainingError(env_error_text(error)) from error
-
-
-def run_dqn_vector(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
-    """run_dqn over a vector env of N copies (same-step autoreset): each env step gives N
-    transitions, each one agent.step. Returns the agent's step count at the end.
-
-    The actions for the next env step are chosen (one forward pass for all N) and, with an
-    AsyncVectorEnv, sent before the agent learns from this step's transitions, so the emulators
-    run while the network learns; acting therefore lags learning by one env step.
-    """
-    overlap = hasattr(envs, "step_async")
-    obs, _ = envs.reset(seed=seed)
-    scores = np.zeros(envs.num_envs)
-    actions = act_batch(agent, obs, agent.epsilon(agent.t_step + 1))
-    if overlap:
-        envs.step_async(actions)
-    stop, pending = False, overlap
-    while not stop and agent.t_step < total_steps:
-        next_obs, rewards, terminated, truncated, info = vector_step(
-            envs, None if overlap else actions)
-        pending = False
-        ended_in = next_obs.copy()  # the observation each transition ended in...
-        for i in np.flatnonzero(info.get("_final_obs", [])):
-            ended_in[i] = info["final_obs"][i]  # ...the game's last one where a game ended
-        next_actions = act_batch(agent, next_obs, agent.epsilon(agent.t_step + 1))
-        if overlap and agent.t_step + len(actions) < total_steps:
-            envs.step_async(next_actions)  # the emulators step while we learn below
-            pending = True
-        life_lost = info.get("life_lost", np.zeros(envs.num_envs, dtype=bool))
-        for i in range(envs.num_envs):
-            scores[i] += rewards[i]
-            learn_reward = np.sign(rewards[i]) if clip_rewards else rewards[i]
-            # as in run_dqn: a lost life is a terminal for learning, a time limit is not
-            agent.step(obs[i], actions[i], learn_reward, ended_in[i],
-                       terminated[i] or life_lost[i], stream=i)
-            game_score = None
-            if terminated[i] or truncated[i]:
-                game_score, scores[i] = scores[i], 0.0
-            if on_step is not None and on_step(agent.t_step, game_score):
-                stop = True
-            if stop or agent.t_step >= total_steps:
-                break
-        obs, actions = next_obs, next_actions
-    if pending:  # stopped early: collect the env step already sent, so the envs can close
-        vector_step(envs)
-    return agent.t_step
 
 
 def check_theta_shape(weights, obs_shape, n_actions):
@@ -2294,29 +2303,39 @@ def moving_average(values, window=100):
     return (sums[idx] - sums[start]) / (idx - start)
 
 
-def plot_curves(runs, path, title="", threshold=None):
-    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`,
-    as a PNG file at `path`."""
+@contextlib.contextmanager
+def png_figure(path, figsize):
+    """`with png_figure(path, (w, h)) as ax:` draw on `ax`; the figure is saved as a PNG at
+    `path` when the block ends. Drawn off-screen (matplotlib's Agg backend: no window, works on
+    servers) and always closed, so long runs do not pile up figures."""
     import matplotlib
-    matplotlib.use("Agg")  # draw to files; no window, works on servers
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for scores, label in runs:
-        games = np.arange(1, len(scores) + 1)
-        if len(runs) == 1:
-            ax.plot(games, scores, color="tab:blue", alpha=0.25, lw=0.8, label="score per game")
-        ax.plot(games, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
-    if threshold is not None:
-        ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
-    ax.set(xlabel="game", ylabel="score", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
+    fig, ax = plt.subplots(figsize=figsize)
     try:
+        yield ax
+        fig.tight_layout()
         fig.savefig(path, dpi=100, format="png")
     finally:
         plt.close(fig)
+
+
+def plot_curves(runs, path, title="", threshold=None):
+    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`,
+    as a PNG file at `path`."""
+    with png_figure(path, (8, 4.5)) as ax:
+        for scores, label in runs:
+            games = np.arange(1, len(scores) + 1)
+            if len(runs) == 1:
+                ax.plot(games, scores, color="tab:blue", alpha=0.25, lw=0.8,
+                        label="score per game")
+            ax.plot(games, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
+        if threshold is not None:
+            ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
+        ax.set(xlabel="game", ylabel="score", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
 
 
 def load_checkpoint(path):
@@ -2455,22 +2474,12 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
         raise ValueError(f"the checkpoint expects observations of shape {checkpoint['obs_shape']}"
                          f" and {checkpoint['n_actions']} actions, but {env_id} gives {shape} "
                          f"and {n_actions}")
-    act = policy_from_checkpoint(checkpoint, eps, seed)
-    scores, gif = [], GifRecorder() if gif_path else None
-    obs, _ = env.reset(seed=seed)
-    while len(scores) < games:
-        score, terminated, truncated = 0.0, False, False
-        while not (terminated or truncated):
-            if gif is not None:
-                gif.add(env.render())
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            score += reward
-        scores.append(score)
-        if gif is not None:
-            gif.save(gif_path)
-            gif = None
-        obs, _ = env.reset()
+    gif = GifRecorder() if gif_path else None
+    scores, _, _ = play_games(env, policy_from_checkpoint(checkpoint, eps, seed),
+                              max_games=games, seed=seed, gif=gif)
     env.close()
+    if gif is not None:
+        gif.save(gif_path)
     return scores
 
 
@@ -2492,32 +2501,35 @@ def compare_runs(run_dirs, to_path):
     return [label for _, label in labelled]
 
 
-def finished_game_scores(env, choose_action, max_steps, max_games=None, seed=0):
-    """Play `choose_action()` from env.reset(seed=seed) for at most `max_steps` steps (and at most
-    `max_games` games); returns the raw scores of the games that finished."""
-    env.reset(seed=seed)
-    scores, score = [], 0.0
-    for _ in range(max_steps):
-        _, reward, terminated, truncated, _ = env.step(choose_action())
-        score += reward
+def play_games(env, choose_action, max_steps=math.inf, max_games=math.inf, seconds=math.inf,
+               seed=0, gif=None):
+    """Play `choose_action(obs)` from env.reset(seed=seed) until `max_steps` steps, `max_games`
+    games or `seconds` of wall time; with a GifRecorder `gif`, the first game's frames go into
+    it. Returns (raw scores of the games that finished, steps taken, seconds taken)."""
+    obs, _ = env.reset(seed=seed)
+    scores, score, steps, start = [], 0.0, 0, time.time()
+    while steps < max_steps and time.time() - start < seconds:
+        if gif is not None and not scores:
+            gif.add(env.render())
+        obs, reward, terminated, truncated, _ = env.step(choose_action(obs))
+        steps, score = steps + 1, score + reward
         if terminated or truncated:
             scores.append(score)
             score = 0.0
-            if len(scores) == max_games:
+            if len(scores) >= max_games:
                 break
-            env.reset()
-    return scores
+            obs, _ = env.reset()
+    return scores, steps, time.time() - start
 
 
 def benchmark_env(env_id="ALE/Breakout-v5", steps=20_000, seed=0):
     """Random actions through the same env stack as training: (steps per second, game scores)."""
     env = make_env(env_id)
     env.action_space.seed(seed)
-    start = time.time()
-    scores = finished_game_scores(env, env.action_space.sample, steps, seed=seed)
-    rate = steps / (time.time() - start)
+    scores, steps, seconds = play_games(env, lambda obs: env.action_space.sample(), steps,
+                                        seed=seed)
     env.close()
-    return rate, scores
+    return steps / seconds, scores
 
 
 def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, seed=0):
@@ -2527,7 +2539,7 @@ def constant_action_scores(env_id="ALE/Breakout-v5", games=3, max_steps=30_000, 
     env = make_env(env_id)
     means = {}
     for action in range(env.action_space.n):
-        scores = finished_game_scores(env, lambda a=action: a, max_steps, games, seed)
+        scores, _, _ = play_games(env, lambda obs, a=action: a, max_steps, games, seed=seed)
         means[action] = float(np.mean(scores)) if scores else float("nan")
     env.close()
     return means
@@ -2539,15 +2551,10 @@ def raw_env_rate(cfg, num_envs, seconds=10.0, seed=0):
     if num_envs == 1:
         env = make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
         env.action_space.seed(seed)
-        env.reset(seed=seed)
-        steps, start = 0, time.time()
-        while time.time() - start < seconds:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            steps += 1
-            if terminated or truncated:
-                env.reset()
+        _, steps, seconds = play_games(env, lambda obs: env.action_space.sample(),
+                                       seconds=seconds, seed=seed)
         env.close()
-        return steps / (time.time() - start)
+        return steps / seconds
     with contextlib.closing(make_vector_env(dataclasses.replace(cfg, num_envs=num_envs))) as envs:
         rng = np.random.default_rng(seed)
         envs.reset(seed=seed)
@@ -2570,12 +2577,9 @@ def benchmark_training(cfg, seconds=30.0):
         if "start" not in clock and agent.warm:
             clock["start"], clock["step"] = time.time(), step
         return "start" in clock and time.time() - clock["start"] >= seconds
-    if cfg.num_envs == 1:
-        run_dqn(env, agent, 10**12, cfg.clip_rewards, cfg.seed, on_step)
-    else:
-        with contextlib.closing(make_vector_env(cfg)) as envs:
-            run_dqn_vector(envs, agent, 10**12, cfg.clip_rewards, cfg.seed, on_step)
     env.close()
+    with contextlib.closing(make_vector_env(cfg)) as envs:
+        run_dqn(envs, agent, 10**12, cfg.clip_rewards, cfg.seed, on_step)
     training = (agent.t_step - clock["step"]) / (time.time() - clock["start"])
     raw_seconds = min(10.0, seconds / 3)
     return (training, raw_env_rate(cfg, cfg.num_envs, raw_seconds),
@@ -2630,22 +2634,15 @@ def write_games_table(results, folder, command):
     replace_file(folder / "games.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
     def draw(path):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(results) + 1.5))
-        values = [r["hns"] if math.isfinite(r["hns"]) else 0.0 for r in results]
-        ax.barh([r["game"] for r in results], values, color="tab:blue")
-        ax.axvline(0, color="black", lw=0.8)
-        ax.axvline(1, color="tab:green", ls="--", label="human (HNS 1)")
-        ax.set(xlabel="human-normalised score (0 = random, 1 = human)", title="DQN from RAM")
-        ax.invert_yaxis()
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        try:
-            fig.savefig(path, dpi=100, format="png")
-        finally:
-            plt.close(fig)
+        with png_figure(path, (7, 0.45 * len(results) + 1.5)) as ax:
+            values = [r["hns"] if math.isfinite(r["hns"]) else 0.0 for r in results]
+            ax.barh([r["game"] for r in results], values, color="tab:blue")
+            ax.axvline(0, color="black", lw=0.8)
+            ax.axvline(1, color="tab:green", ls="--", label="human (HNS 1)")
+            ax.set(xlabel="human-normalised score (0 = random, 1 = human)",
+                   title="DQN from RAM")
+            ax.invert_yaxis()
+            ax.legend(loc="lower right")
     replace_file(folder / "games.png", draw)
 
 

@@ -308,6 +308,16 @@ def test_buffer_same_seed_same_batches():
     assert not torch.equal(batch(3), batch(4))
 
 
+@pytest.mark.parametrize("pushed", [3, 5, 12])
+def test_buffer_samples_every_filled_slot_and_no_empty_one(pushed):
+    buffer = rl.ReplayBuffer(2, buffer_size=5, batch_size=2000, seed=0)
+    for i in range(pushed):
+        buffer.push(np.array([i], dtype=np.float32), 0, float(i), np.array([i + 1.0]), False)
+    sampled = set(buffer.sample()[2].tolist())
+    # the newest min(pushed, 5) transitions, each of them (5 slots × 400 draws each)
+    assert sampled == {float(i) for i in range(max(0, pushed - 5), pushed)}
+
+
 def stacked_episodes(n_episodes, length, k=3, size=2, seed=0):
     """Yield (state, next_state) pairs of k stacked random frames, as FrameStackObservation
     makes them: a new episode starts with its first frame repeated k times."""
@@ -367,18 +377,47 @@ def test_epsilon_falls_linearly_and_act_follows_it_when_no_eps_is_given():
     assert len({explorer.act(state) for _ in range(200)}) == 3
 
 
-def test_act_is_greedy_at_eps_zero():
+def agent_with_different_networks():
+    """A small agent whose target network differs from its online network, so that acting or
+    learning on the wrong one shows."""
     agent = small_agent()
-    for state in np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32):
-        q_values = agent.qnetwork_local(torch.from_numpy(state).unsqueeze(0))
-        assert agent.act(state, eps=0.0) == int(q_values.argmax())
+    with torch.no_grad():
+        for p in agent.qnetwork_target.parameters():
+            p.copy_(torch.randn_like(p))
+    return agent
 
 
-def test_act_explores_uniformly_at_eps_one():
+@pytest.mark.parametrize("batched", [False, True])
+def test_act_at_eps_zero_takes_the_online_networks_argmax(batched):
+    agent = agent_with_different_networks()
+    states = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    with torch.no_grad():
+        online = agent.qnetwork_local(torch.from_numpy(states)).argmax(1).numpy()
+        target = agent.qnetwork_target(torch.from_numpy(states)).argmax(1).numpy()
+    assert (online != target).any()   # the two networks disagree somewhere
+    chosen = (agent.act_batch(states, eps=0.0) if batched else
+              np.array([agent.act(state, eps=0.0) for state in states]))
+    np.testing.assert_array_equal(chosen, online)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_act_at_eps_one_is_uniform_over_the_actions(batched):
     agent = small_agent()
-    actions = [agent.act(np.zeros(4, dtype=np.float32), eps=1.0) for _ in range(3000)]
+    state = np.zeros(4, dtype=np.float32)
+    actions = (agent.act_batch(np.zeros((3000, 4), dtype=np.float32), eps=1.0) if batched else
+               [agent.act(state, eps=1.0) for _ in range(3000)])
     counts = np.bincount(actions, minlength=3)
-    assert counts.min() > 900
+    # 3 actions × 1,000 expected each; the binomial's std is √(3000·⅓·⅔) ≈ 26
+    assert len(counts) == 3 and counts.min() > 900 and counts.max() < 1100
+
+
+def test_act_batch_explores_with_probability_eps():
+    agent = small_agent()
+    states = np.random.default_rng(1).normal(size=(4000, 4)).astype(np.float32)
+    greedy = agent.act_batch(states, eps=0.0)
+    chosen = agent.act_batch(states, eps=0.3)
+    # a random action differs from the greedy one 2/3 of the time: 0.3·2/3 = 0.2 of all
+    assert np.mean(chosen != greedy) == pytest.approx(0.2, abs=0.03)
 
 
 def test_soft_update_follows_its_formula():
@@ -445,20 +484,59 @@ def test_learn_drives_q_to_reward_on_terminal_transitions(double_dqn):
     torch.testing.assert_close(q_taken, rewards, atol=0.02, rtol=0)
 
 
-def test_td_target_bootstraps_from_the_target_network_when_not_done():
-    agent = small_agent(double_dqn=False)
-    states = torch.zeros(2, 4)
-    next_states = torch.randn(2, 4)
-    batch = (states, torch.tensor([0, 1]), torch.tensor([1.0, 1.0]), next_states,
-             torch.tensor([0.0, 1.0]))
-    expected = 1.0 + 0.9 * agent.qnetwork_target(next_states[:1]).max().item()
-    # With lr = 0 nothing moves, so the loss compares Q(s, a) with the target alone.
-    for group in agent.optimizer.param_groups:
-        group["lr"] = 0.0
-    q_taken = agent.qnetwork_local(states).gather(1, batch[1].unsqueeze(1)).squeeze(1)
-    targets = torch.tensor([expected, 1.0])
-    assert agent.learn(batch, 0.9) == pytest.approx(
-        torch.nn.functional.smooth_l1_loss(q_taken, targets).item(), rel=1e-5)
+class TableQ(torch.nn.Module):
+    """A 'network' whose Q-values are a table: Q(s, ·) = table[s] for states s = [index]."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.tensor(table, dtype=torch.float32))
+
+    def forward(self, state):
+        return self.table[state[:, 0].long()]
+
+
+def table_agent(double_dqn=True, n_step=1, gamma=0.5):
+    """An agent with chosen Q-values and lr = 0 (learn() only measures the loss):
+    online Q(0) = [0, 0], Q(1) = [1, 5]; target Q(0) = [0, 0], Q(1) = [10, 2]."""
+    agent = rl.Agent(1, 2, seed=0, network=TableQ([[0.0, 0.0], [1.0, 5.0]]), lr=0.0,
+                     double_dqn=double_dqn, n_step=n_step, gamma=gamma, loss="mse")
+    with torch.no_grad():
+        agent.qnetwork_target.table.copy_(torch.tensor([[0.0, 0.0], [10.0, 2.0]]))
+    return agent
+
+
+def one_transition(done=0.0):
+    """s = 0, a = 0, r = 1, s′ = 1: Q(s, a) = 0, so the MSE loss is y²."""
+    return (torch.tensor([[0.0]]), torch.tensor([0]), torch.tensor([1.0]),
+            torch.tensor([[1.0]]), torch.tensor([done]))
+
+
+@pytest.mark.parametrize("double_dqn, n_step, expected_y", [
+    # Double DQN: a′ = argmax online Q(1) = 1, valued by the target: y = 1 + 0.5·2 = 2
+    (True, 1, 2.0),
+    # Nature DQN: y = 1 + 0.5·max target Q(1) = 1 + 0.5·10 = 6
+    (False, 1, 6.0),
+    # 3-step returns: the stored r is R, s′ is 3 steps on: y = 1 + 0.5³·2 = 1.25
+    (True, 3, 1.25),
+    (False, 3, 1.0 + 0.125 * 10),
+])
+def test_td_target_worked_example(double_dqn, n_step, expected_y):
+    # (online and target swapped would give 1 + 0.5·1 or 1 + 0.5·5; γ for γ³ 2 instead of 1.25)
+    for gamma in (None, 0.5):   # the agent's γ, or the per-step γ a template passes
+        agent = table_agent(double_dqn, n_step)
+        assert agent.learn(one_transition(), gamma) == pytest.approx(expected_y ** 2)
+
+
+@pytest.mark.parametrize("double_dqn", [True, False])
+def test_td_target_does_not_bootstrap_past_a_terminal(double_dqn):
+    assert table_agent(double_dqn).learn(one_transition(done=1.0)) == pytest.approx(1.0)
+
+
+def test_learn_refuses_another_gamma_than_its_n_step_returns_were_summed_with():
+    with pytest.raises(ValueError, match="gamma=0.5"):
+        table_agent(n_step=3).learn(one_transition(), 0.99)
+    # a one-step agent has no sums: the γ passed is the one used (1 + 0.9·2 = 2.8)
+    assert table_agent(n_step=1).learn(one_transition(), 0.9) == pytest.approx(2.8 ** 2)
 
 
 @pytest.mark.parametrize("loss", ["huber", "mse"])
@@ -509,6 +587,112 @@ def test_one_step_agent_pushes_each_transition_as_it_comes():
     agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), n_step=1, learning_starts=100)
     agent.step(np.array([0]), 1, 3.0, np.array([1]), False)
     assert pushed_transitions(agent) == [(0, 3.0, 1, 0.0)]
+
+
+# ── 5. The DQN training loop ─────────────────────────────────────────────────────────────
+
+
+class ScriptedGame(rl.gym.Env):
+    """A game that plays a script: step k returns script[k] = (reward, terminated, truncated,
+    life_lost). Every observation is new: [1, 2, 3, …] within a game, [1000·game] at a reset."""
+
+    observation_space = rl.gym.spaces.Box(-1e9, 1e9, (1,), np.float32)
+    action_space = rl.gym.spaces.Discrete(2)
+
+    def __init__(self, script):
+        self.script, self.k, self.games = script, 0, 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.games += 1
+        self.obs = 1000.0 * self.games
+        return np.array([self.obs], dtype=np.float32), {}
+
+    def step(self, action):
+        reward, terminated, truncated, life_lost = self.script[self.k % len(self.script)]
+        self.k += 1
+        self.obs += 1
+        return (np.array([self.obs], dtype=np.float32), reward, terminated, truncated,
+                {"life_lost": life_lost})
+
+
+SCRIPT = [(5.0, False, False, False),   # a reward of 5: learnt as sign(5) = 1
+          (-3.0, False, False, True),   # a lost life: terminal for learning, the game goes on
+          (0.0, False, True, False),    # the time limit: the game ends, NOT terminal
+          (2.0, False, False, False),
+          (2.0, True, False, True)]     # the last life lost: the game is over (terminal)
+
+
+def run_script(clip_rewards=True, steps=5):
+    agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), n_step=1, learning_starts=10**6)
+    envs = rl.gym.vector.SyncVectorEnv([lambda: ScriptedGame(SCRIPT)],
+                                       autoreset_mode=rl.gym.vector.AutoresetMode.SAME_STEP)
+    games = []
+    rl.run_dqn(envs, agent, steps, clip_rewards, seed=0,
+               on_step=lambda step, score: score is not None and games.append(score) and False)
+    m = agent.memory
+    stored = [(m.states[i][0], m.rewards[i], m.next_states[i][0], m.dones[i])
+              for i in range(len(m))]
+    return stored, games
+
+
+def test_the_loop_stores_clipped_rewards_lost_lives_and_time_limits_as_they_should():
+    stored, games = run_script()
+    assert stored == [
+        (1000, 1.0, 1001, 0.0),    # reward 5 → 1
+        (1001, -1.0, 1002, 1.0),   # reward −3 → −1; a lost life is terminal
+        (1002, 0.0, 1003, 0.0),    # time limit: not terminal, ends in the game's last obs
+        (2000, 1.0, 2001, 0.0),    # (the next game starts from its reset obs)
+        (2001, 1.0, 2002, 1.0)]    # game over: terminal, ends in the last obs, not the reset
+    assert games == [5 - 3 + 0, 2 + 2]   # the raw scores, not the clipped ones
+
+
+def test_the_loop_learns_raw_rewards_when_not_clipping():
+    stored, games = run_script(clip_rewards=False)
+    assert [r for _, r, _, _ in stored] == [5.0, -3.0, 0.0, 2.0, 2.0] and games == [2.0, 4.0]
+
+
+def test_the_loop_refuses_a_vector_env_that_resets_on_the_next_step():
+    envs = rl.gym.vector.SyncVectorEnv([lambda: ScriptedGame(SCRIPT)])  # NEXT_STEP autoreset
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        rl.run_dqn(envs, small_agent(), 10)
+
+
+class Chain(rl.gym.Env):
+    """States 0 … 3 (one-hot). Action 1 moves right, 0 left (0 stays at 0). Moving right from
+    3 earns 1 and ends the game; every other step earns 0. At most 12 steps a game (truncated)."""
+
+    observation_space = rl.gym.spaces.Box(0, 1, (4,), np.float32)
+    action_space = rl.gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s, self.t = 0, 0
+        return np.eye(4, dtype=np.float32)[0], {}
+
+    def step(self, action):
+        self.t += 1
+        if action == 1 and self.s == 3:
+            return np.eye(4, dtype=np.float32)[3], 1.0, True, False, {}
+        self.s = min(self.s + 1, 3) if action == 1 else max(self.s - 1, 0)
+        return np.eye(4, dtype=np.float32)[self.s], 0.0, False, self.t >= 12, {}
+
+
+def test_dqn_learns_the_optimal_q_values_of_a_chain():
+    # Q*(s, right) = γ^(3−s) and Q*(s, left) = γ·V*(max(s−1, 0)), with V*(s) = γ^(3−s); γ = 0.9:
+    q_star = np.array([[0.9 ** 4, 0.9 ** 3], [0.9 ** 4, 0.9 ** 2], [0.9 ** 3, 0.9],
+                       [0.9 ** 2, 1.0]])
+    # Random play (ε = 1) visits every state; Q-learning is off-policy, so it still learns Q*.
+    # Time limits must bootstrap (else Q(·, left) would shrink), terminals must not.
+    agent = rl.Agent(4, 2, seed=0, hidden_sizes=(32,), lr=3e-3, gamma=0.9, buffer_size=5000,
+                     batch_size=64, learning_starts=500, train_every=1, target_update_every=100,
+                     eps_start=1.0, eps_end=1.0, n_step=1, loss="mse")
+    envs = rl.gym.vector.SyncVectorEnv([Chain] * 2,
+                                       autoreset_mode=rl.gym.vector.AutoresetMode.SAME_STEP)
+    rl.run_dqn(envs, agent, 6000, clip_rewards=False, seed=0)
+    with torch.no_grad():
+        q_values = agent.qnetwork_local(torch.eye(4)).numpy()
+    np.testing.assert_allclose(q_values, q_star, atol=0.05)
 
 
 # ── 7. LogisticPolicy ────────────────────────────────────────────────────────────────────────
@@ -1489,7 +1673,7 @@ def test_vector_run_stores_each_games_final_observation_not_the_reset(vector):
     agent = rl.Agent(4, 2, seed=0, batch_size=8, buffer_size=2000, learning_starts=50,
                      hidden_sizes=(16,), eps_start=1.0, eps_end=1.0, n_step=1)
     with rl.contextlib.closing(rl.make_vector_env(cfg)) as envs:
-        assert rl.run_dqn_vector(envs, agent, 900, clip_rewards=False, seed=0) == 900
+        assert rl.run_dqn(envs, agent, 900, clip_rewards=False, seed=0) == 900
     memory = agent.memory
     ended = memory.dones[:len(memory)] == 1.0
     assert ended.sum() > 10 and agent.learn_steps > 0
