@@ -18,11 +18,14 @@ What this file teaches
 
 How to read it
 --------------
-**Part I — the algorithms** (sections 1–9) is the tutorial, in the order a course teaches it, and
-uses nothing from Part II: you may stop reading where it ends. Each class there takes plain
-arguments and can be copied, with the import block, into your own training loop.
+**Part I — the algorithms** (sections 1–9) is the tutorial, in the order a course teaches it —
+the environment's traps, DQN (1–5), REINFORCE (6–8), then DQN from pixels (9) — and uses nothing
+from Part II: you may stop reading where it ends. Each class there takes plain arguments and can
+be copied, with the import block, into your own training loop; section 5's loop is the one every
+DQN result of this file came from.
 **Part II — the machinery** (sections 10–15) is what makes this a tool: configs and per-env
-defaults, the run folder, checkpoints, evaluation, plots, GIFs, benchmarks and the command line.
+defaults, the run folder, the worker processes that feed section 5's loop many envs at once,
+checkpoints, evaluation, plots, GIFs, benchmarks and the command line. It holds no loop of its own.
 
 Commands
 --------
@@ -48,7 +51,7 @@ config, counters), ``config.json`` (the hyperparameters used), ``history.csv`` (
 ``curve.png`` (the learning curve) and ``agent.gif`` (one game of the final agent). Ctrl-C saves
 all of them before exiting.
 
-Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
+Needs Python 3.10 or newer. Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
 
 References
 ----------
@@ -62,10 +65,17 @@ References
   baselines). http://incompleteideas.net/book/the-book-2nd.html
 * Mania, Guy, Recht 2018, "Simple random search provides a competitive approach to
   reinforcement learning" (linear policies on standardised states). https://arxiv.org/abs/1803.07055
+* Nota & Thomas 2020, "Is the Policy Gradient a Gradient?" (what dropping γ^t does).
+  https://arxiv.org/abs/1906.07073
 * Machado et al. 2018, "Revisiting the Arcade Learning Environment" (sticky actions, evaluation).
   https://arxiv.org/abs/1709.06009
 * Gymnasium: https://gymnasium.farama.org — ALE: https://ale.farama.org
 """
+
+import sys
+
+if sys.version_info < (3, 10):  # (this file uses itertools.pairwise, str.removeprefix, …)
+    sys.exit(f"breakout_rl.py needs Python 3.10 or newer; this is Python {sys.version.split()[0]}")
 
 import argparse
 import contextlib
@@ -83,7 +93,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -104,9 +113,10 @@ gym.register_envs(ale_py)
 # ████████████████████████████████████████████████████████████████████████████████████████████████
 # PART I — THE ALGORITHMS
 # ████████████████████████████████████████████████████████████████████████████████████████████████
-# Sections 1–9: the environment's traps, DQN (QNetwork, ReplayBuffer, Agent, its training loop,
-# the pixel variants), then REINFORCE (LogisticPolicy, SoftmaxPolicy, its training loop). Nothing
-# here uses Part II; every class takes plain arguments with defaults that learn.
+# Sections 1–9: the environment's traps, DQN (QNetwork, ReplayBuffer, Agent, its training loop),
+# REINFORCE (LogisticPolicy, SoftmaxPolicy, its training loop), and last DQN from pixels (a conv
+# net and a frame-sharing buffer). Nothing here uses Part II; every class takes plain arguments
+# with defaults that learn.
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -130,8 +140,10 @@ gym.register_envs(ale_py)
 #   * lives: a game has 5 lives. For learning, losing a life is a terminal (no bootstrapping past
 #     it: that teaches "losing a life is bad" fast), but the game goes on — we do not reset.
 #     AtariLives reports info["life_lost"]; the training loop stores done = terminated or life_lost.
-#   * scaling: RAM bytes (and pixels) are 0..255. Fed raw, they saturate the first layer and make
-#     Adam's steps far too large; QNetwork divides uint8 input by 255 itself.
+#   * scaling: RAM bytes (and pixels) are 0..255. Fed raw, they make every pre-activation ~255×
+#     larger than the initialisation expects: the fresh QNetwork's |Q| averages 3.4 on raw
+#     Breakout RAM against 0.05 on scaled bytes, far from the small values the TD targets have
+#     at first. QNetwork divides uint8 input by 255 itself.
 #   * reward clipping: Breakout's rows are worth 1, 4 or 7 points, other games' rewards run into
 #     the hundreds. The loop learns from sign(reward) ∈ {−1, 0, 1}, so one learning rate suits
 #     every game, and reports the raw score.
@@ -631,9 +643,9 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
 #     ∇J(θ) = E[ Σ_t γ^t · G_t · ∇_θ log π(a_t|s_t, θ) ],   G_t = Σ_{k≥t} γ^(k−t) r_k.
 # REINFORCE estimates it from one whole episode and climbs: θ ← θ + α·∇J. Like most
 # implementations (and Sutton & Barto's episodic pseudocode without its γ^t), we drop the γ^t
-# factor: every step's action then counts as much as the first one's. That is the gradient of
-# the average discounted return from each visited state rather than from the start alone — a
-# slightly biased direction that learns better in practice.
+# factor: every step's action then counts as much as the first one's. The update is then no
+# longer the gradient of J (in general not of any objective: Nota & Thomas 2020, "Is the Policy
+# Gradient a Gradient?") — a biased direction that learns well in practice.
 #
 # With two actions the policy can be a logistic regression on the features x = φ(s):
 #     π(1|x) = σ(x·θ),  π(0|x) = 1 − σ(x·θ),  σ(z) = 1 / (1 + e^−z).
@@ -753,8 +765,9 @@ class LogisticPolicy:
         """
         obs = np.asarray(obs, dtype=np.float64)
         returns = self.discount_rewards(np.asarray(rewards, dtype=np.float64), last_value, ends)
-        # Reward-to-go: G_t sums only the rewards *after* step t; an action cannot change what
-        # came before it, so earlier rewards would add noise to its gradient and nothing else.
+        # Reward-to-go: G_t sums the rewards from step t on (r_t included), not the episode's
+        # whole return; an action cannot change what came before it, so earlier rewards would
+        # add noise to its gradient and nothing else.
         advantages = returns
         if self.baseline is not None:
             # A_t = G_t − V(s_t): better or worse than expected from this state.
@@ -2862,11 +2875,13 @@ def holds_run(out_dir):
 
 
 def open_run_folder(out_dir, fresh):
-    """Create the folder if needed and take its lock; returns (RunLock, whether we created it).
+    """Create the folder if needed and take its lock; returns (RunLock, the topmost folder
+    this created: out_dir, a parent such as runs/, or None).
     A fresh run refuses a file, an unwritable place or a folder that holds a run."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")
-    created = not out_dir.exists()
+    missing = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    created = missing[-1] if missing else None  # the topmost folder this command makes
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -2884,9 +2899,16 @@ def open_run_folder(out_dir, fresh):
 
 
 def remove_if_empty(folder, created):
-    """Remove a run folder this command created if nothing was written into it."""
-    if created and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+    """Remove the run folder, and the parents up to `created` that this command made, where
+    nothing was written into them."""
+    if created is None:
+        return
+    for path in (folder, *folder.parents):
+        if not path.is_dir() or any(path.iterdir()):
+            return
+        path.rmdir()
+        if path == created:
+            return
 
 
 def default_out_dir(algo, env_id, seed):

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,6 +20,13 @@ import breakout_rl as rl
 
 SOURCE = Path(rl.__file__).read_text()
 README = (Path(rl.__file__).parent / "README.md").read_text()
+
+
+@pytest.fixture(autouse=True)
+def run_in_a_scratch_folder(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder, so nothing (a default runs/ folder, a
+    plot) is ever written into the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def read_history(run_dir):
@@ -876,7 +884,9 @@ def test_main_dqn_end_to_end_writes_model_history_and_curve(tmp_path):
     assert rl.main(tiny_dqn_args(out)) == 0
     rows = read_history(out)
     assert rows and list(rows[0]) == ["episode", "env_step", "score", "seconds"]
-    assert all(float(r["score"]) >= 0 for r in rows)
+    steps = [int(r["env_step"]) for r in rows]
+    assert steps == sorted(steps) and 0 < steps[-1] <= 1500   # rows in the order games ended
+    assert all(float(r["score"]).is_integer() for r in rows)   # raw Breakout points, not clipped
     assert (out / "curve.png").stat().st_size > 1000
     checkpoint = rl.load_checkpoint(out)
     assert checkpoint["env_id"] == "ALE/Breakout-v5" and checkpoint["obs_shape"] == [128]
@@ -889,7 +899,10 @@ def test_main_pg_end_to_end(tmp_path, capsys):
     assert rl.main(["--algo", "pg", "--episodes", "5", "--out", str(out)]) == 0
     assert len(read_history(out)) == 5
     assert rl.load_checkpoint(out)["weights"]["theta"].shape == (5,)   # 4 features + bias
-    assert "agent.gif skipped" in capsys.readouterr().out or (out / "agent.gif").exists()
+    # CartPole renders through pygame, an optional package: without it the GIF is skipped
+    has_pygame = importlib.util.find_spec("pygame") is not None
+    assert ("agent.gif skipped" in capsys.readouterr().out) != has_pygame
+    assert (out / "agent.gif").exists() == has_pygame
 
 
 def test_main_pg_picks_a_softmax_policy_for_breakout(tmp_path, capsys):
@@ -927,7 +940,8 @@ def test_pg_learns_cartpole(tmp_path):
 def test_evaluate_a_checkpoint(tmp_path, capsys):
     rl.main(tiny_dqn_args(tmp_path))
     scores = rl.evaluate(tmp_path / "model.pt", games=2)
-    assert len(scores) == 2 and all(s >= 0 for s in scores)
+    assert len(scores) == 2 and scores == rl.evaluate(tmp_path, games=2)   # same seed, same games
+    assert scores != rl.evaluate(tmp_path, games=2, eps=1.0, seed=7)  # ...a random player's differ
     assert rl.main(["--eval", str(tmp_path), "--episodes", "1"]) == 0
     assert "1 games: mean" in capsys.readouterr().out
 
@@ -1027,17 +1041,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert 0 < checkpoint["progress"]["env_step"] < 1500
 
 
+@pytest.mark.parametrize("vector", [[], ["--num-envs", "1"], ["--vector", "sync"],
+                                    ["--vector", "async"]])
 def test_an_env_that_raises_ends_in_one_line_and_a_saved_checkpoint(tmp_path, monkeypatch,
-                                                                     capsys):
+                                                                     capsys, vector):
     real_step, calls = rl.AtariLives.step, []
 
     def step_then_crash(self, action):
         calls.append(action)
-        if len(calls) > 1000:
-            raise RuntimeError("emulator crashed")
+        if len(calls) > 250:   # (per process: each worker counts its own)
+            raise RuntimeError("emulator crashed\n  at frame 1001")   # two lines: one is shown
         return real_step(self, action)
     monkeypatch.setattr(rl.AtariLives, "step", step_then_crash)
-    assert rl.main(tiny_dqn_args(tmp_path)) == 1
+    assert rl.main(tiny_dqn_args(tmp_path, *vector)) == 1
     err = capsys.readouterr().err
     assert "raised RuntimeError in step(): emulator crashed" in err and err.count("\n") == 1
     assert "TrainingError" not in err  # said once, not wrapped again by the vector loop
@@ -1217,6 +1233,16 @@ def part_two_line():
     return next(i for i, line in enumerate(SOURCE.splitlines(), 1) if line.startswith("# PART II"))
 
 
+def test_an_older_python_gets_one_line_not_a_syntax_error():
+    # The file parses with Python 3.8's grammar, so an old Python reaches the version check,
+    # which comes before every import that could fail.
+    tree = ast.parse(SOURCE, feature_version=(3, 8))
+    check = next(i for i, node in enumerate(tree.body) if isinstance(node, ast.If))
+    assert "version_info < (3, 10)" in ast.unparse(tree.body[check].test)
+    assert all(isinstance(node, ast.Expr) or ast.unparse(node) == "import sys"
+               for node in tree.body[:check])
+
+
 def test_part_one_uses_nothing_from_part_two():
     tree = ast.parse(SOURCE)
     split = part_two_line()
@@ -1313,27 +1339,55 @@ def test_the_readme_cartpole_agent_uses_the_cartpole_row():
     assert given["state_size"] == 4 and given["action_size"] == 2
 
 
-def test_the_copied_logistic_policy_learns_cartpole(tmp_path):
+def readme_block(heading):
+    """The first python block after `heading` in the README."""
+    start = README.index(heading)
+    block = README[README.index("```python", start) + len("```python"):]
+    return block[:block.index("```")]
+
+
+def run_readme_reinforce(tmp_path, n_episodes):
+    """The README's REINFORCE loop on the copied classes; returns (scores, policy)."""
     module, _ = copied_module(tmp_path, ["sigmoid", "LinearBaseline", "LogisticPolicy"])
-    import gymnasium as gym
-    env = gym.make("CartPole-v1")
-    np.random.seed(0)                              # the policy follows numpy's global seed
-    policy = module.LogisticPolicy([0.0] * 5, alpha=0.002, gamma=0.99,
-                                   baseline=module.LinearBaseline(5, 0.01))
-    obs, _ = env.reset(seed=0)
-    lengths = []
-    for episode in range(300):
-        features, actions, rewards, done = [], [], [], False
-        while not done:
-            x = list(obs) + [1.0]                  # lists are fine
-            action, _ = policy.act(x)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            features.append(x), actions.append(action), rewards.append(reward)
-            done = terminated or truncated
-        policy.update(rewards, features, actions)
-        lengths.append(len(rewards))
-        obs, _ = env.reset()
-    assert np.mean(lengths[-50:]) > 100            # random play lasts ~22 steps
+    namespace = vars(module)
+    exec(readme_block("### REINFORCE"), namespace)
+    return namespace["reinforce"](n_episodes=n_episodes), namespace["policy"]
+
+
+def agent_call_keywords(source):
+    """{keyword: value} of the first `Agent(...)` call in a piece of code."""
+    call = next(node for node in ast.walk(ast.parse(textwrap.dedent(source).strip()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Agent")
+    given = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    given.update(zip(("state_size", "action_size", "seed"),
+                     (ast.literal_eval(a) for a in call.args)))
+    return given
+
+
+def agent_settings(agent):
+    """What an Agent was built with: its hyperparameter attributes, buffer and layer shapes."""
+    return {**{name: getattr(agent, name) for name in rl.AGENT_DEFAULTS if hasattr(agent, name)},
+            "buffer_size": agent.memory.capacity,
+            "layers": [tuple(p.shape) for p in agent.qnetwork_local.parameters()]}
+
+
+def test_the_agent_call_in_readme_and_docstring_is_what_algo_dqn_makes():
+    cfg = rl.config_from_args(rl.build_parser().parse_args(["--algo", "dqn"]), "dqn")
+    made = agent_settings(rl.make_agent(cfg, (128,), 4, seed=0))
+    doc = rl.Agent.__doc__
+    docstring_call = doc[doc.index("Agent(128"):doc.index(")", doc.index("Agent(128")) + 1]
+    for source in (readme_block("**What `--algo dqn` uses.**"), docstring_call):
+        given = agent_call_keywords(source)
+        assert (given["state_size"], given["action_size"], given["seed"]) == (128, 4, 0)
+        assert agent_settings(rl.Agent(**given)) == made
+    # not the class defaults, which the README says a one-env homework loop should keep
+    assert agent_settings(rl.Agent(128, 4, seed=0)) != made
+
+
+def test_the_copied_logistic_policy_runs_the_readme_loop_and_learns_cartpole(tmp_path):
+    scores, policy = run_readme_reinforce(tmp_path, n_episodes=300)
+    assert policy.theta.shape == (5,)
+    assert np.mean(scores[-50:]) > 100            # random play lasts ~22 steps
 
 
 def test_logistic_policy_follows_numpys_global_seed():
@@ -1348,10 +1402,17 @@ def test_console_says_when_learning_starts_and_shows_total_and_eta(tmp_path, cap
     assert rl.main(tiny_dqn_args(tmp_path, "--log-every", "0.0001", "--no-gif-at-end")) == 0
     out = capsys.readouterr().out
     assert "filling the replay buffer" in out and "loss nan" not in out
-    assert re.search(r"step 1,500/1,500 .* ETA 0 s", out)
     assert "hyperparameters" in out and "learning_starts=200" in out
     stored = json.loads((tmp_path / "config.json").read_text())
     assert stored["algo"] == "dqn" and stored["learning_starts"] == 200
+    lines = [line for line in out.splitlines() if line.startswith(("step ", "columns:"))]
+    # a legend first; no ETA on the first line (no log interval has measured the speed yet)
+    assert lines[0].startswith("columns:") and "mean100: mean score of the last 100" in lines[0]
+    assert lines[1].startswith("step ") and lines[1].endswith("ETA -")
+    assert "ETA -" not in "".join(lines[3:])
+    # the final line has every column, ε and loss included
+    assert re.fullmatch(r"step 1,500/1,500 \| games +\d+ \| last +\S+ \| mean100 +\S+ \| ε \S+ "
+                        r"\| loss \d\.\d+ \| +\d+ steps/s \| +[\d.]+ min, ETA 0 s", lines[-1])
 
 
 def test_help_lists_the_hyperparameters_before_the_run_options(capsys):
@@ -1516,7 +1577,10 @@ def test_a_folder_whose_first_save_was_killed_can_be_used_again(tmp_path):
 def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert rl.main(["--algo", "dqn", "--env", "Breakout-v9"]) == 2
-    assert not list((tmp_path / "runs").iterdir())
+    assert not (tmp_path / "runs").exists()   # nor the runs/ folder it would have gone into
+    (tmp_path / "runs").mkdir()
+    assert rl.main(["--algo", "dqn", "--env", "Breakout-v9"]) == 2
+    assert (tmp_path / "runs").is_dir() and not list((tmp_path / "runs").iterdir())
 
 
 def test_a_partly_written_last_history_line_is_ignored(tmp_path):
