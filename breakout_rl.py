@@ -77,6 +77,18 @@ import sys
 if sys.version_info < (3, 10):  # (this file uses itertools.pairwise, str.removeprefix, …)
     sys.exit(f"breakout_rl.py needs Python 3.10 or newer; this is Python {sys.version.split()[0]}")
 
+import signal
+
+
+def interrupted_while_starting(signum, frame):
+    """Ctrl-C while torch & co. load (a second or two): one line and exit status 130."""
+    print("breakout_rl.py: interrupted while starting", file=sys.stderr)
+    raise SystemExit(130)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted_while_starting)
+
 import argparse
 import contextlib
 import copy
@@ -91,7 +103,6 @@ import math
 import multiprocessing
 import os
 import random
-import signal
 import subprocess
 import textwrap
 import threading
@@ -577,9 +588,10 @@ class Agent:
 # game's real last observation, which the vector env keeps in info["final_obs"][i]. Storing
 # next_obs[i] instead would teach the agent that losing leads to a fresh start.
 #
-# Acting lags learning by one env step: the actions for the next env step are chosen before the
-# agent learns from this step's transitions, so that a vector env that can run in the
-# background (step_async) emulates while the network learns.
+# With envs that can run in the background (step_async: Gymnasium's AsyncVectorEnv, section 13's
+# worker processes) the actions for the next env step are chosen and sent before the agent
+# learns from this step's transitions, so the emulators run while the network learns; acting
+# then lags learning by one env step. Otherwise the loop acts after learning, as a course loop.
 
 
 def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None):
@@ -603,16 +615,19 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
         envs.step_async(actions)
     stop, pending = False, overlap
     while not stop and agent.t_step < total_steps:
-        next_obs, rewards, terminated, truncated, info = (
-            envs.step_wait() if overlap else envs.step(actions))
+        if overlap:
+            next_obs, rewards, terminated, truncated, info = envs.step_wait()
+        else:
+            next_obs, rewards, terminated, truncated, info = envs.step(actions)
         pending = False
         ended_in = next_obs.copy()  # the observation each transition ended in...
         for i in np.flatnonzero(info.get("_final_obs", [])):
             ended_in[i] = info["final_obs"][i]  # ...the game's last one where a game ended
-        next_actions = agent.act_batch(next_obs)
-        if overlap and agent.t_step + len(actions) < total_steps:
-            envs.step_async(next_actions)  # the emulators step while we learn below
-            pending = True
+        if overlap:  # choose and send the next actions now: the emulators step while we learn
+            next_actions = agent.act_batch(next_obs)
+            if agent.t_step + len(actions) < total_steps:
+                envs.step_async(next_actions)
+                pending = True
         life_lost = info.get("life_lost", np.zeros(envs.num_envs, dtype=bool))
         for i in range(envs.num_envs):
             scores[i] += rewards[i]
@@ -629,7 +644,8 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
                 stop = True
             if stop or agent.t_step >= total_steps:
                 break
-        obs, actions = next_obs, next_actions
+        obs = next_obs
+        actions = next_actions if overlap else agent.act_batch(obs)
     if pending:  # stopped early: collect the env step already sent, so the envs can close
         envs.step_wait()
     return agent.t_step
@@ -1393,6 +1409,9 @@ def validate_config(cfg):
              "--buffer-size and --batch-size must be positive"),
             (cfg.batch_size <= cfg.buffer_size,
              f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}"),
+            (cfg.learning_starts <= cfg.buffer_size,
+             f"--learning-starts {cfg.learning_starts} is more than --buffer-size "
+             f"{cfg.buffer_size} holds: learning would never start"),
             (cfg.train_every > 0 and cfg.target_update_every > 0 and cfg.learning_starts >= 0
              and cfg.eps_decay_steps >= 0 and cfg.noop_max >= 0 and cfg.lr_decay_steps >= 0,
              "step counts must be positive"),
@@ -1505,6 +1524,11 @@ def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram
             # Box2D's prebuilt wheel installs anywhere; gymnasium[box2d] needs swig to build.
             raise ValueError(f"{env_id} needs Box2D: pip install box2d pygame") from None
         raise ValueError(f"{env_id} needs an optional package: {error}") from None
+    except ImportError as error:  # an env whose module imports a package that is not installed
+        missing = (f"the package {error.name!r} (pip install {error.name})"
+                   if isinstance(error, ModuleNotFoundError) and error.name else
+                   f"a package that is not installed ({first_line(error)})")
+        raise ValueError(f"{env_id} needs {missing}") from None
     except gym.error.Error:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -1542,8 +1566,14 @@ class EnvErrors(gym.Wrapper):
 # a run folder, through a lock file holding its pid.
 
 
+# The signals that stop a run with everything saved (SIGHUP: the terminal was closed; not on
+# Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
 class StopTraining(BaseException):
-    """Raised by the SIGINT/SIGTERM handler; `exit_code` is 128 + the signal number.
+    """Raised by the SIGINT/SIGTERM/SIGHUP handler; `exit_code` is 128 + the signal number.
 
     A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
 
@@ -1558,7 +1588,8 @@ class TrainingError(RuntimeError):
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """While active, SIGINT and SIGTERM raise StopTraining in the main thread."""
+    """While active, SIGINT, SIGTERM and SIGHUP (the terminal closed) raise StopTraining in the
+    main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
         return
@@ -1566,7 +1597,7 @@ def stop_on_signals():
     def handler(signum, frame):
         raise StopTraining(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -1616,7 +1647,10 @@ class RunLock:
             import fcntl
         except ImportError:
             fcntl = None
-        flags = os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL)
+        # O_NOFOLLOW: a run.lock that is a symbolic link is refused, never followed (opening
+        # it would truncate whatever it points to)
+        flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | (0 if fcntl else os.O_EXCL))
         while True:
             try:
                 fd = os.open(self.path, flags, 0o644)
@@ -1625,6 +1659,9 @@ class RunLock:
                                  f"{self.path.read_text().strip()}; remove {self.path} if that "
                                  "process is gone)") from None
             except OSError as error:
+                if self.path.is_symlink():
+                    raise ValueError(f"{self.path} is a symbolic link, which the tool does not "
+                                     "follow; remove it") from None
                 raise ValueError(f"cannot write to {self.path.parent}: "
                                  f"{first_line(error)}") from None
             if fcntl is None:
@@ -1664,18 +1701,37 @@ HISTORY_FIELDS = ["episode", "env_step", "score", "seconds"]
 
 
 def read_history(path):
-    """Complete rows of a history.csv as dicts (episode, env_step, score, seconds); a last line
-    cut short by a crash is left out."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    complete = []
-    for row in rows:
+    """The rows of a history.csv as dicts (episode, env_step, score, seconds), read like a file
+    people edit: a spreadsheet's byte-order mark is fine, and a last line without its line end
+    (cut short by a crash) is left out. Raises ValueError naming the file (and the line) for
+    anything else: unreadable bytes, other columns, a broken or out-of-order row."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as a history.csv ({first_line(error)})") from None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines.pop()  # written only in part when the process died
+    if not lines:
+        return []
+    reader = csv.reader(lines)
+    header = next(reader)
+    if header != HISTORY_FIELDS:
+        raise ValueError(f"{path} is not a history.csv of this tool (its columns are "
+                         f"{','.join(header)}; expected {','.join(HISTORY_FIELDS)})")
+    rows = []
+    for line_number, values in enumerate(reader, start=2):
         try:
-            int(row["episode"]), int(row["env_step"]), float(row["score"]), float(row["seconds"])
-        except (TypeError, ValueError, KeyError):
-            continue
-        complete.append(row)
-    return complete
+            row = dict(zip(HISTORY_FIELDS, values, strict=True))
+            int(row["env_step"]), float(row["score"]), float(row["seconds"])
+            if int(row["episode"]) != len(rows) + 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{path} line {line_number} is not game {len(rows) + 1}'s row "
+                             f"({','.join(values)[:60]}); fix or remove it") from None
+        rows.append(row)
+    return rows
 
 
 def write_history(path, rows):
@@ -1885,9 +1941,24 @@ def resume_point(cfg, resume_from):
 # resuming, and run Part I's loop with a hook that feeds the RunRecorder.
 
 
+def check_network_fits(obs_size, hidden_sizes, n_actions):
+    """Raise ValueError if an MLP of these widths would not fit in this machine's RAM: its
+    float32 weights are held five times (online and target nets, gradients, Adam's 2 moments)."""
+    widths = [obs_size, *hidden_sizes, n_actions]
+    parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    needed = 5 * 4 * parameters
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * total:
+        raise ValueError(f"--hidden-sizes {' '.join(map(str, hidden_sizes))}: the network needs "
+                         f"{needed / 2**30:,.1f} GiB; this machine has {total / 2**30:.1f} GiB "
+                         "(choose smaller widths)")
+
+
 def make_agent(cfg, obs_shape, n_actions, seed, device="cpu"):
     """An Agent with `cfg`'s hyperparameters; stacked frames (obs_shape (k, H, W)) get a
     ConvQNetwork and a FrameStackReplayBuffer."""
+    if len(obs_shape) < 3:
+        check_network_fits(math.prod(obs_shape), cfg.hidden_sizes, n_actions)
     network = memory = None
     if len(obs_shape) == 3:
         network = ConvQNetwork(obs_shape[0], n_actions, seed)
@@ -2051,7 +2122,11 @@ def env_worker(make_one, first, count, shared, layout, pipe, other_end):
     Commands arrive on `pipe` as (name, argument); results go into the shared arrays (see
     shared_views) and a short ("ok", None) or ("error", message) goes back.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # Ctrl-C, SIGTERM to the process group, a closed terminal: the main process handles them
+    # and closes the workers when it has saved (a worker also ends when the main process dies:
+    # its pipe then reports EOF)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     if other_end is not None:
         other_end.close()  # (forked: so the worker sees EOF when the main process dies)
     view = shared_views(shared, layout)
@@ -2153,8 +2228,13 @@ class EnvWorkers:
             self.processes.append(process)
 
     def _send(self, command, argument=None):
-        for pipe in self.pipes:
-            pipe.send((command, argument))
+        for pipe, process in zip(self.pipes, self.processes):
+            try:
+                pipe.send((command, argument))
+            except OSError:  # (BrokenPipeError) the worker is gone
+                process.join(timeout=1)
+                raise TrainingError(f"an env worker process died (exit code "
+                                    f"{process.exitcode})") from None
 
     def _collect(self, command, argument=None):
         problems = []
@@ -2503,12 +2583,14 @@ def compare_runs(run_dirs, to_path):
         if not (run_dir / "history.csv").is_file():
             raise ValueError(f"{run_dir} holds no history.csv")
         scores = [float(row["score"]) for row in read_history(run_dir / "history.csv")]
-        cfg = dataclasses.asdict(load_checkpoint(run_dir)["config"])
+        checkpoint = load_checkpoint(run_dir)
+        cfg = {"algo": checkpoint["algo"], **dataclasses.asdict(checkpoint["config"])}
         runs.append((run_dir, scores, cfg))
     ignored = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
-    keys = sorted({k for _, _, cfg in runs for k in cfg} - ignored)
-    differing = [k for k in keys if len({str(cfg.get(k)) for _, _, cfg in runs}) > 1]
-    labelled = [(scores, " ".join(f"{k}={cfg.get(k)}" for k in differing) or run_dir.name)
+    # the settings every run has (a DQN and a PG run share few), where they differ
+    keys = sorted(set.intersection(*(set(cfg) for _, _, cfg in runs)) - ignored)
+    differing = [k for k in keys if len({str(cfg[k]) for _, _, cfg in runs}) > 1]
+    labelled = [(scores, " ".join(f"{k}={cfg[k]}" for k in differing) or run_dir.name)
                 for run_dir, scores, cfg in runs]
     replace_file(to_path, lambda tmp: plot_curves(labelled, tmp, "100-game mean score"))
     return [label for _, label in labelled]
@@ -2659,6 +2741,15 @@ def write_games_table(results, folder, command):
     replace_file(folder / "games.png", draw)
 
 
+def stop_when_parent_dies():
+    """In a child process before it starts (Linux): have the kernel send it SIGTERM, which makes
+    a run save and stop, when its parent dies — even by kill -9. Elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
     """Train DQN on each game in its own process (`jobs` at a time), each into folder/GAME with
     its log in folder/GAME.log; then write games.md and games.png. Returns the table's rows.
@@ -2684,7 +2775,8 @@ def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
                     os.sched_setaffinity(0, {cores[(slot * share + k) % len(cores)]
                                              for k in range(share)})
                 try:
-                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                               preexec_fn=stop_when_parent_dies)
                 finally:
                     if cores:
                         os.sched_setaffinity(0, cores)
@@ -2868,41 +2960,103 @@ def env_defaults_applied(args, algo):
     return {name: value for name, value in row.items() if getattr(args, name, None) is None}
 
 
+# A run folder is the tool's when it holds this marker, the first file every run writes into its
+# folder (a folder from before the marker is the tool's when it holds a model.pt). The tool never
+# trains into a folder holding files it did not write, and never writes its outputs over them.
+RUN_MARKER = ".breakout_rl-run"
+RUN_FILES = ("model.pt", "history.csv", "config.json", "curve.png", "agent.gif", "run.lock",
+             RUN_MARKER)
+
+
+def is_run_folder(folder):
+    """True if the tool made this folder (its marker) or trained in it (a model.pt)."""
+    folder = Path(folder)
+    return (folder / RUN_MARKER).is_file() or (folder / "model.pt").is_file()
+
+
+def names_list(names, most=4):
+    """'a, b, c and 2 more'."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def check_output_file(path, flag, magic, kind):
+    """Raise ValueError unless writing a `kind` file at `path` (given as `flag`) destroys nothing:
+    not a run's own file, not a folder, and not an existing file of another kind (its first
+    bytes would be `magic`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name")
+    if path.name in RUN_FILES and is_run_folder(path.parent):
+        raise ValueError(f"{flag} {path} would replace the run's own {path.name}; "
+                         "choose another file name")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                ours = f.read(len(magic)) == magic
+        except OSError as error:
+            raise ValueError(f"{flag} {path}: {first_line(error)}") from None
+        if not ours:
+            raise ValueError(f"{flag} {path} exists and is not a {kind} image; it is left as it "
+                             "is: choose another file name")
+
+
 def holds_run(out_dir):
     """True if the folder holds a checkpoint or a history with at least one game."""
     history = out_dir / "history.csv"
     return (out_dir / "model.pt").exists() or (history.is_file() and bool(read_history(history)))
 
 
-def open_run_folder(out_dir, fresh):
-    """Create the folder if needed and take its lock; returns (RunLock, the topmost folder
-    this created: out_dir, a parent such as runs/, or None).
-    A fresh run refuses a file, an unwritable place or a folder that holds a run."""
-    if out_dir.exists() and not out_dir.is_dir():
+def open_run_folder(out_dir, fresh, numbered=False):
+    """Create the folder if needed and take its lock; returns (RunLock, the topmost folder this
+    created: out_dir, a parent such as runs/, or None, and the folder). With `numbered`, a taken
+    name gets a number instead (new_folder). A fresh run refuses a file, an unwritable place, a
+    folder that holds a run and a folder that holds files this tool did not write."""
+    if out_dir.exists() and not out_dir.is_dir() and not numbered:
         raise ValueError(f"--out {out_dir} is a file, not a folder")
     missing = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
     created = missing[-1] if missing else None  # the topmost folder this command makes
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if numbered:
+            out_dir = new_folder(out_dir)
+            created = created or out_dir
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot write to --out {out_dir}: {first_line(error)}") from None
+    if fresh and not is_run_folder(out_dir):
+        others = sorted(path.name for path in out_dir.iterdir())
+        if others:  # the user's own files: never replaced, not even by a lock file
+            raise ValueError(f"--out {out_dir} holds files this tool did not write "
+                             f"({names_list(others)}); choose an empty or a new folder")
     try:
         lock = RunLock(out_dir).acquire()
     except ValueError:
         remove_if_empty(out_dir, created)
         raise
-    if fresh and holds_run(out_dir):
+    try:
+        if fresh and holds_run(out_dir):
+            raise ValueError(f"--out {out_dir} already holds a run; choose another folder "
+                             "(or continue it with --resume)")
+        if not (out_dir / RUN_MARKER).exists():
+            (out_dir / RUN_MARKER).write_text("a breakout_rl run folder: the tool writes only "
+                                              "its own files here\n")
+    except (ValueError, OSError) as error:
         lock.release()
-        raise ValueError(f"--out {out_dir} already holds a run; choose another folder "
-                         "(or continue it with --resume)")
-    return lock, created
+        remove_if_empty(out_dir, created)
+        if isinstance(error, OSError):
+            raise ValueError(f"cannot write to --out {out_dir}: {first_line(error)}") from None
+        raise
+    return lock, created, out_dir
 
 
 def remove_if_empty(folder, created):
     """Remove the run folder, and the parents up to `created` that this command made, where
-    nothing was written into them."""
+    nothing was written into them (but the marker)."""
     if created is None:
         return
+    if (folder / RUN_MARKER).is_file() and [p.name for p in folder.iterdir()] == [RUN_MARKER]:
+        (folder / RUN_MARKER).unlink()
     for path in (folder, *folder.parents):
         if not path.is_dir() or any(path.iterdir()):
             return
@@ -2911,14 +3065,25 @@ def remove_if_empty(folder, created):
             return
 
 
+def new_folder(stem):
+    """Create and return the folder `stem`, or `stem-2`, `stem-3`, … where that is taken. The
+    folder is made here, so two commands started in the same second never get the same one."""
+    path, n = stem, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = stem.with_name(f"{stem.name}-{n}")
+        except OSError as error:
+            raise ValueError(f"cannot create {path}: {first_line(error)}") from None
+
+
 def default_out_dir(algo, env_id, seed):
-    """runs/<algo>-<env>-seed<N>-<timestamp>, numbered if that name is taken."""
-    stem = f"{algo}-{env_id.replace('/', '_')}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path("runs") / stem, 1
-    while path.exists():
-        n += 1
-        path = Path("runs") / f"{stem}-{n}"
-    return path
+    """runs/<algo>-<env>-seed<N>-<timestamp> (open_run_folder numbers it if it is taken)."""
+    return Path("runs") / (f"{algo}-{env_id.replace('/', '_')}-seed{seed}-"
+                           f"{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def resolve_env_id(name):
@@ -2997,7 +3162,11 @@ def training_flags(args):
 
 def run_games_benchmark(args):
     """--benchmark-games: check the games and flags, then run benchmark_games."""
-    env_ids = [resolve_env_id(name) for name in args.benchmark_games or NATURE_RANDOM_HUMAN]
+    named = [resolve_env_id(name) for name in args.benchmark_games or NATURE_RANDOM_HUMAN]
+    env_ids = list(dict.fromkeys(named))  # a game named twice (breakout Breakout) runs once
+    if len(env_ids) < len(named):
+        print(f"games benchmark: {len(named) - len(env_ids)} game(s) named more than once; each "
+              "runs once", flush=True)
     for env_id in env_ids:
         if not env_id.startswith("ALE/"):
             raise ValueError(f"--benchmark-games takes Atari games; {env_id!r} is not one "
@@ -3008,8 +3177,8 @@ def run_games_benchmark(args):
     jobs = max(1, (os.cpu_count() or 1) // 2) if args.jobs is None else args.jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    folder = Path(args.out) if args.out else Path("runs") / (
-        "games-" + time.strftime("%Y%m%d-%H%M%S"))
+    folder = Path(args.out) if args.out else new_folder(
+        Path("runs") / ("games-" + time.strftime("%Y%m%d-%H%M%S")))
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ValueError(f"--out {folder} exists and is not an empty folder")
     try:
@@ -3018,7 +3187,8 @@ def run_games_benchmark(args):
         raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
     print(f"games benchmark: {len(env_ids)} games, {jobs} at a time, writing to {folder}",
           flush=True)
-    results = benchmark_games(env_ids, folder, training_flags(args), jobs, cfg.total_steps)
+    with stop_on_signals():  # SIGINT/SIGTERM/SIGHUP: the runs save and stop, the table is written
+        results = benchmark_games(env_ids, folder, training_flags(args), jobs, cfg.total_steps)
     for row in results:
         print(f"  {row['game']:<14} mean {row['ours']:8.1f}  HNS {row['hns']:6.2f}  "
               f"{row['steps']:>10,} steps  {row['minutes']:5.1f} min  {row['status']}")
@@ -3044,12 +3214,15 @@ def run_tool(args):
               f"with the same envs, {raw_one:,.0f} with one env; training = "
               f"{training / raw_one:.0%} of one env")
     elif args.eval:
+        if args.gif:
+            check_output_file(args.gif, "--gif", b"GIF8", "GIF")
         scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes,
                           args.eval_eps, gif_path=args.gif, env_id=args.env_id)
         print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
               f"min {min(scores):g}, max {max(scores):g}" +
               (f"; first game written to {args.gif}" if args.gif else ""))
     elif args.plot:
+        check_output_file(args.to, "--to", b"\x89PNG", "PNG")
         labels = compare_runs(args.plot, args.to)
         print(f"wrote {args.to}: " + "; ".join(labels))
     else:
@@ -3066,6 +3239,16 @@ def run_tool(args):
         print(f"{env_id}: {rate:,.0f} env steps/s with random actions; random policy "
               f"scores {mean}; the best constant action ({name}) scores {constant[best]:.2f}")
     return 0
+
+
+def saved_text(checkpoint_path):
+    """What a stopped run has on disk, in words, for its last message."""
+    try:
+        progress = load_checkpoint(checkpoint_path)["progress"]
+    except ValueError:
+        return f"no checkpoint was written to {checkpoint_path.parent} yet"
+    return (f"{checkpoint_path} is the last complete checkpoint (game {progress['games']}, "
+            f"step {progress['env_step']:,})")
 
 
 def resume_config(args, resume_from):
@@ -3090,7 +3273,50 @@ def resume_config(args, resume_from):
                                  f"checkpoint's network was built with {getattr(stored, name)}")
     cfg = config_from_args(args, algo, base=stored)
     out_dir = Path(args.resume if Path(args.resume).is_dir() else Path(args.resume).parent)
+    check_not_behind(Path(args.resume), out_dir, resume_from["progress"]["games"])
+    edits = config_json_edits(out_dir / "config.json", stored)
+    if edits:
+        print(f"{out_dir / 'config.json'} was edited ({edits}); a resumed run takes its settings "
+              "from model.pt and the flags given, and rewrites config.json: give the setting as "
+              "a flag to change it", flush=True)
     return algo, cfg, out_dir
+
+
+def config_json_edits(path, stored):
+    """How config.json differs from the checkpoint's config `stored` ('' if it does not, or is
+    missing), e.g. "lr is 0.001 there, 0.0001 in model.pt"."""
+    if not path.is_file():
+        return ""
+    try:
+        written = json.loads(path.read_text(encoding="utf-8-sig"))
+        written = {k: tuple(v) if isinstance(v, list) else v for k, v in written.items()}
+    except (OSError, ValueError, AttributeError):
+        return "it is not readable JSON any more"
+    changed = [f"{name} is {written[name]!r} there, {value!r} in model.pt"
+               for name, value in dataclasses.asdict(stored).items()
+               if name in written and written[name] != value]
+    return "; ".join(changed[:3]) + ("; …" if len(changed) > 3 else "")
+
+
+def check_not_behind(resumed, out_dir, games):
+    """Raise ValueError if `resumed`, a checkpoint file other than out_dir/model.pt, is behind
+    what out_dir holds: resuming it would cut the newer history and replace the newer model.pt.
+    (Resuming the folder's own model.pt after a crash drops only the games it never saw.)"""
+    own = out_dir / "model.pt"
+    if resumed.is_dir() or (own.exists() and own.resolve() == resumed.resolve()):
+        return
+    newer = []
+    if own.is_file():
+        own_games = load_checkpoint(own)["progress"]["games"]
+        if own_games > games:
+            newer.append(f"its model.pt is at game {own_games}")
+    history = out_dir / "history.csv"
+    if history.is_file() and len(read_history(history)) > games:
+        newer.append(f"history.csv holds {len(read_history(history))} games")
+    if newer:
+        raise ValueError(f"{resumed} is at game {games} but {out_dir} is further on ("
+                         f"{' and '.join(newer)}); resuming it there would cut the newer games: "
+                         f"copy it into a new folder and --resume it from there")
 
 
 def train(args):
@@ -3106,6 +3332,16 @@ def train(args):
             print(f"defaults for {cfg.env_id}: " +
                   ", ".join(f"{name}={value}" for name, value in applied.items()), flush=True)
         out_dir = Path(cfg.out) if cfg.out else default_out_dir(algo, cfg.env_id, cfg.seed)
+    if algo == "dqn":
+        start = resume_from["progress"]["env_step"] if resume_from else 0
+        # the replay buffer starts empty in every invocation, a resumed one too
+        if start >= cfg.total_steps:
+            raise ValueError(f"{args.resume} has reached its --total-steps {cfg.total_steps:,} "
+                             "already; give a larger --total-steps to train on")
+        if start + max(cfg.learning_starts, cfg.batch_size) >= cfg.total_steps:
+            raise ValueError(f"--learning-starts {cfg.learning_starts} leaves no step to learn "
+                             f"in: the run ends at --total-steps {cfg.total_steps:,}" +
+                             (f" and starts at step {start:,}" if start else ""))
     device, reason = pick_device(cfg.device, getattr(cfg, "obs", "ram"))
     if algo == "dqn":
         print(f"device: {device} ({reason})", flush=True)
@@ -3117,13 +3353,17 @@ def train(args):
     # here and changes nothing that matters numerically.
     torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
-    lock, created = open_run_folder(out_dir, fresh=resume_from is None)
+    lock, created, out_dir = open_run_folder(out_dir, fresh=resume_from is None,
+                                             numbered=not (resume_from or cfg.out))
     try:
         with stop_on_signals():
             if algo == "dqn":
                 recorder = train_dqn(cfg, out_dir, device, resume_from)
             else:
                 recorder = train_pg(cfg, out_dir, resume_from)
+    except StopTraining as stop:  # a signal while starting, or a second one while saving
+        stop.saved = saved_text(out_dir / "model.pt")
+        raise
     finally:
         lock.release()
         remove_if_empty(out_dir, created)
@@ -3161,11 +3401,12 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C outside training (evaluating, plotting): nothing to save
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
-    except StopTraining as stop:  # a second signal while the first one's save was under way
-        print(f"{parser.prog}: {stop} while saving; model.pt is the last complete checkpoint",
-              file=sys.stderr)
+    except StopTraining as stop:  # a signal while starting, or a second one while saving
+        print(f"{parser.prog}: stopped by {stop}; "
+              f"{getattr(stop, 'saved', 'nothing of a run was written')}", file=sys.stderr)
         return stop.exit_code
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
     sys.exit(main())

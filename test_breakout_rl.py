@@ -4,6 +4,7 @@ import ast
 import importlib.util
 import json
 import math
+import os
 import re
 import signal
 import subprocess
@@ -718,6 +719,34 @@ def test_main_pg_picks_a_softmax_policy_for_breakout(tmp_path, capsys):
 
 # ── 8. The REINFORCE training loop ────────────────────────────────────────────────────────────
 
+
+class RecordingPolicy(rl.LogisticPolicy):
+    """A LogisticPolicy that records what the loop hands to each update."""
+
+    updates = None
+
+    def update(self, rewards, obs, actions, last_value=0.0, ends=None):
+        self.updates.append((list(rewards), float(last_value), list(ends)))
+        return super().update(rewards, obs, actions, last_value, ends)
+
+
+def test_the_reinforce_loop_hands_update_the_rewards_ends_and_time_limit_value():
+    policy = RecordingPolicy([0.0, 0.0], alpha=0.0, seed=0, baseline=rl.LinearBaseline(2, 0.0))
+    policy.updates, policy.baseline.w = [], np.array([0.0, 2.0])   # V(s) = 2 everywhere
+    rl.run_reinforce(ScriptedGame(SCRIPT), policy, episodes=2, clip_rewards=True,
+                     life_loss_reward=-1.0, life_loss_ends_return=True, seed=0)
+    assert policy.updates == [
+        # game 1: sign(5); sign(−3) − 1 for the lost life, which ends the return; then the
+        # time limit: the game could go on, so the return bootstraps from V(s_T) = 2
+        ([1.0, -2.0, 0.0], 2.0, [False, True, False]),
+        # game 2: the last life is lost and the game is over: nothing follows (G = 0)
+        ([1.0, 0.0], 0.0, [False, True])]
+    plain = RecordingPolicy([0.0, 0.0], alpha=0.0, seed=0)   # no baseline: no estimate
+    plain.updates = []
+    rl.run_reinforce(ScriptedGame(SCRIPT), plain, episodes=1)
+    assert plain.updates == [([5.0, -3.0, 0.0], 0.0, [False, False, False])]
+
+
 def test_main_pg_end_to_end(tmp_path, capsys):
     out = tmp_path / "pg"
     assert rl.main(["--algo", "pg", "--episodes", "5", "--out", str(out)]) == 0
@@ -1031,7 +1060,7 @@ def test_env_defaults_apply_unless_the_flag_is_given():
 
 
 def test_main_prints_the_env_defaults_it_applied(tmp_path, capsys):
-    assert rl.main(["--algo", "dqn", "--env", "CartPole-v1", "--total-steps", "300",
+    assert rl.main(["--algo", "dqn", "--env", "CartPole-v1", "--total-steps", "1200",
                     "--no-gif-at-end", "--out", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("defaults"))
     assert "clip_rewards=False" in line and "total_steps" not in line
@@ -1124,25 +1153,57 @@ def test_continuous_action_space_is_refused():
 
 # ── 12. The run folder: signals, resume, kill -9, locks, failed saves, progress line ─────────
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_training_saves_everything(tmp_path, sig, code):
+@pytest.mark.parametrize("sig, code, whole_group", [
+    (signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGHUP, 129, False),
+    # systemd, a batch scheduler or `kill 0` signal the whole process group, workers included
+    (signal.SIGTERM, 143, True), (signal.SIGINT, 130, True)])
+def test_a_signal_during_training_saves_everything(tmp_path, sig, code, whole_group):
     out = tmp_path / "run"
     command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
                "10000000", "--learning-starts", "200", "--buffer-size", "5000",
-               "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+               "--out", str(out)]   # 32 envs: worker processes step them
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
     deadline = time.time() + 60
     while not (out / "history.csv").exists() or len(read_history(out)) < 3:
         assert process.poll() is None and time.time() < deadline
         time.sleep(0.2)
-    process.send_signal(sig)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == code, output
-    assert "saving" in output
+    if whole_group:
+        os.killpg(process.pid, sig)
+    else:
+        process.send_signal(sig)
+    output, errors = process.communicate(timeout=60)
+    assert process.returncode == code, output + errors
+    # no traceback from a worker either (only the emulator's banner: "A.L.E: …", "[Powered …")
+    assert "saving" in output and "Traceback" not in errors
+    assert not [line for line in errors.splitlines()
+                if not line.startswith(("A.L.E: Arcade Learning", "[Powered by Stella]"))]
     checkpoint = rl.load_checkpoint(out)
     assert checkpoint["progress"]["env_step"] > 0
     assert len(read_history(out)) >= 3 and (out / "curve.png").exists()
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.5, 1.0, 2.0, 3.5])
+def test_ctrl_c_at_any_moment_ends_in_one_line_and_exit_130(tmp_path, delay):
+    # from the first imports to training: one line on stderr at most, never a traceback
+    process = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--algo", "pg",
+                                "--episodes", "1000000", "--out", str(tmp_path / "run")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130 and errors.count("\n") <= 1 and "Traceback" not in errors
+
+
+def test_a_signal_during_the_first_save_says_no_checkpoint_was_written(tmp_path, monkeypatch,
+                                                                        capsys):
+    def stopped(self):
+        raise rl.StopTraining(signal.SIGTERM)
+    monkeypatch.setattr(rl.RunRecorder, "save_checkpoint", stopped)
+    assert rl.main(tiny_dqn_args(tmp_path / "run")) == 143
+    err = capsys.readouterr().err
+    assert "no checkpoint was written" in err and "last complete" not in err
+    assert err.count("\n") == 1
 
 
 def test_resume_continues_the_step_count_and_appends_history(tmp_path):
@@ -1393,6 +1454,7 @@ def test_a_full_disk_while_drawing_the_curve_names_curve_png(tmp_path, monkeypat
 
 
 def test_a_folder_whose_first_save_was_killed_can_be_used_again(tmp_path):
+    (tmp_path / rl.RUN_MARKER).write_text("")   # the run's first file: the folder is the tool's
     (tmp_path / "history.csv").write_text("episode,env_step,score,seconds\n")
     (tmp_path / "model.pt.tmp").write_bytes(b"half a checkpoi")
     pg_run(tmp_path)
@@ -1415,6 +1477,79 @@ def test_a_partly_written_last_history_line_is_ignored(tmp_path):
     assert len(read_history(tmp_path)) == 10
     assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 0
     assert [int(r["episode"]) for r in read_history(tmp_path)] == list(range(1, 13))
+
+
+def test_a_history_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_and_resumes(tmp_path):
+    pg_run(tmp_path)
+    history = tmp_path / "history.csv"
+    history.write_bytes(b"\xef\xbb\xbf" + history.read_bytes())
+    assert len(read_history(tmp_path)) == 10
+    assert rl.main(["--plot", str(tmp_path), "--to", str(tmp_path / "cmp.png")]) == 0
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 0
+    assert [int(r["episode"]) for r in read_history(tmp_path)] == list(range(1, 13))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: rows[:3] + ["4,9x9,1.0,0.5\r\n"] + rows[4:], "line 4 is not game 3's row"),
+    (lambda rows: rows[:3] + [rows[2]] + rows[3:], "line 4 is not game 3's row"),   # duplicated
+    (lambda rows: ["date,price\r\n"] + rows[1:], "is not a history.csv of this tool"),
+])
+def test_a_broken_history_row_is_refused_with_its_line_and_nothing_is_dropped(tmp_path, capsys,
+                                                                              edit, message):
+    pg_run(tmp_path)
+    history = tmp_path / "history.csv"
+    history.write_text("".join(edit(history.read_text().splitlines(keepends=True))))
+    before = snapshot(tmp_path)
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(history) in err and err.count("\n") == 1
+    assert snapshot(tmp_path) == before     # no row dropped, no lock left behind
+
+
+def test_an_unreadable_history_is_named_and_leaves_no_lock(tmp_path, capsys):
+    pg_run(tmp_path)
+    (tmp_path / "history.csv").write_bytes(bytes(range(256)))
+    for argv in (["--resume", str(tmp_path), "--episodes", "12"],
+                 ["--plot", str(tmp_path), "--to", str(tmp_path / "cmp.png")]):
+        assert rl.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'history.csv'} cannot be read" in err and err.count("\n") == 1
+        assert not (tmp_path / "run.lock").exists()
+
+
+def test_a_run_lock_that_is_a_symlink_is_never_followed(tmp_path, capsys):
+    pg_run(tmp_path / "run")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / "run" / "run.lock").symlink_to(precious)
+    assert rl.main(["--resume", str(tmp_path / "run"), "--episodes", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and err.count("\n") == 1
+    assert precious.read_text() == "keep me"
+
+
+def test_a_hand_edited_config_json_is_reported_on_resume(tmp_path, capsys):
+    pg_run(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["alpha"] = 0.5
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert rl.main(["--resume", str(tmp_path), "--episodes", "12"]) == 0
+    report = [line for line in capsys.readouterr().out.splitlines() if "was edited" in line]
+    assert len(report) == 1 and "alpha is 0.5 there, 0.002 in model.pt" in report[0]
+    assert json.loads((tmp_path / "config.json").read_text())["alpha"] == 0.002
+
+
+def test_the_comparison_legend_names_only_what_differs_and_stderr_stays_quiet(tmp_path, capfd):
+    pg_run(tmp_path / "pg")
+    assert rl.main(tiny_dqn_args(tmp_path / "dqn", "--no-gif-at-end")) == 0
+    capfd.readouterr()
+    labels = rl.compare_runs([tmp_path / "pg", tmp_path / "dqn"], tmp_path / "cmp.png")
+    assert labels == ["algo=pg env_id=CartPole-v1 gamma=0.99 seed=0",
+                      "algo=dqn env_id=ALE/Breakout-v5 gamma=0.99 seed=0"] or all(
+        "None" not in label and "algo=" in label for label in labels)
+    assert all("None" not in label and len(label) < 80 for label in labels)
+    assert capfd.readouterr().err == ""
 
 
 def crafted_checkpoint(tmp_path, **changes):
@@ -1457,12 +1592,93 @@ def test_a_breakout_checkpoint_refuses_a_game_with_other_actions(tmp_path, capsy
     assert "4 actions" in err and err.count("\n") == 1
 
 
+def snapshot(folder):
+    """{relative path: bytes} of every file under `folder`."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_resuming_an_older_copy_is_refused_and_cuts_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    pg_run(run)                                          # 10 games, a checkpoint every 5
+    older = run / "best.pt"
+    checkpoint = rl.load_checkpoint(run)
+    older.write_bytes((run / "model.pt").read_bytes())   # a student's copy at game 10
+    assert rl.main(["--resume", str(run), "--episodes", "20"]) == 0   # on to game 20
+    before = snapshot(run)
+    assert checkpoint["progress"]["games"] == 10
+    assert rl.main(["--resume", str(older), "--episodes", "15"]) == 2
+    err = capsys.readouterr().err
+    assert "at game 10" in err and "model.pt is at game 20" in err and err.count("\n") == 1
+    assert snapshot(run) == before                       # nothing cut, nothing replaced
+    # a copy in a folder of its own continues from game 10, and the run is untouched
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    (fork / "model.pt").write_bytes(older.read_bytes())
+    (fork / "history.csv").write_bytes(
+        b"".join((run / "history.csv").read_bytes().splitlines(keepends=True)[:11]))
+    assert rl.main(["--resume", str(fork), "--episodes", "15"]) == 0
+    assert len(read_history(fork)) == 15 and snapshot(run) == before
+
+
+def test_out_holding_the_users_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"colour": "blue"}')
+    (mine / "history.csv").write_text("date,price\n2026-01-01,3.5\n")
+    (mine / "curve.png").write_bytes(b"\x89PNG my own plot")
+    before = snapshot(mine)
+    for algo in ("pg", "dqn"):
+        assert rl.main(["--algo", algo, "--out", str(mine)]) == 2
+        err = capsys.readouterr().err
+        assert "did not write (config.json, curve.png, history.csv)" in err
+        assert err.count("\n") == 1
+    assert snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == [
+        "config.json", "curve.png", "history.csv"]   # not even a lock file was left
+
+
+@pytest.mark.parametrize("tool, flag", [("--plot", "--to"), ("--eval", "--gif")])
+def test_output_paths_never_replace_a_runs_files_or_other_files(tmp_path, capsys, tool, flag):
+    run = tmp_path / "run"
+    pg_run(run)
+    (tmp_path / "notes.txt").write_text("my notes")
+    before, notes = snapshot(run), (tmp_path / "notes.txt").read_bytes()
+    for target in (run / "model.pt", run / "history.csv", run / "curve.png", run,
+                   tmp_path / "notes.txt"):
+        assert rl.main([tool, str(run), flag, str(target)]) == 2
+        err = capsys.readouterr().err
+        assert flag in err and err.count("\n") == 1
+    assert snapshot(run) == before and (tmp_path / "notes.txt").read_bytes() == notes
+    # a new file, or an image of the tool's kind written before, is fine to (re)write
+    image = tmp_path / ("cmp.png" if flag == "--to" else "game.gif")
+    extra = ["--episodes", "1"] if tool == "--eval" else []
+    for _ in range(2):
+        assert rl.main([tool, str(run), flag, str(image), *extra]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algo", "dqn", "--buffer-size", "1000", "--learning-starts", "5000",
+      "--total-steps", "8000"], "learning would never start"),
+    (["--benchmark-train", "--buffer-size", "1000", "--learning-starts", "5000"],
+     "learning would never start"),
+    (["--algo", "dqn", "--env", "CartPole-v1", "--total-steps", "900"],
+     "--learning-starts 1000 leaves no step to learn in"),
+])
+def test_settings_that_cannot_learn_are_refused_before_training(argv, message, capsys,
+                                                                 tmp_path):
+    assert rl.main([*argv, "--out", str(tmp_path / "run")] if "--algo" in argv else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algo", "dqn", "--env", "CartPole-v1", "--buffer-size", "1" + "0" * 30], "GiB"),
     (["--algo", "pg", "--env", "Blackjack-v1"], "Tuple observation space"),
     (["--algo", "pg", "--seed", "-1"], "--seed"),
     (["--algo", "dqn", "--noop-max", "10000000"], "--noop-max"),
     (["--algo", "pg", "--threads", "100000"], "--threads"),
+    (["--algo", "dqn", "--hidden-sizes", "10000000000"], "GiB"),
 ])
 def test_more_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path):
     assert rl.main([*argv, "--out", str(tmp_path / "out")]) == 2
@@ -1492,7 +1708,8 @@ def test_checkpoints_whose_weights_do_not_fit_are_refused_in_one_line(tmp_path, 
     pg_run(tmp_path / "pg")
     rewrite_checkpoint(tmp_path / "pg" / "model.pt", weights={"theta": torch.zeros(9)})
     for run in (tmp_path / "dqn", tmp_path / "pg"):
-        assert rl.main([flag, str(run)]) == 2
+        more = ["--total-steps", "900"] if flag == "--resume" and run.name == "dqn" else []
+        assert rl.main([flag, str(run), *more]) == 2
         err = capsys.readouterr().err
         assert ("do not fit" in err or "shape" in err) and err.count("\n") == 1
 
@@ -1592,13 +1809,19 @@ def test_an_env_worker_that_raises_becomes_one_training_error(workers, local):
             envs.step(np.zeros(2, dtype=np.int64))
 
 
-def test_a_killed_env_worker_becomes_one_training_error():
+@pytest.mark.parametrize("wait_for_its_end", [False, True])
+def test_a_killed_env_worker_becomes_one_training_error(wait_for_its_end):
+    # (waiting for its end: the next command finds its pipe broken, as when the main process
+    # was stopped while the worker was killed)
     make_one = rl.functools.partial(rl.make_env, "CartPole-v1")
     with rl.contextlib.closing(rl.EnvWorkers(make_one, 2, 1)) as envs:
         envs.reset(seed=0)
         envs.processes[0].kill()
+        if wait_for_its_end:
+            envs.processes[0].join()
         with pytest.raises(rl.TrainingError, match="worker process died"):
-            envs.step(np.zeros(2, dtype=np.int64))
+            for _ in range(3):
+                envs.step(np.zeros(2, dtype=np.int64))
 
 
 def test_worker_split_keeps_this_process_busy_only_where_cores_are_short():
@@ -1692,6 +1915,61 @@ def test_bad_evaluation_settings_are_refused(tmp_path, capsys, flags, message):
     assert rl.main(["--eval", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("env_id, package", [("phys2d/CartPole-v1", "jax"),
+                                             ("GymV26Environment-v0", "shimmy"),
+                                             ("Hopper-v2", "mujoco")])
+def test_an_env_that_needs_a_missing_package_names_it_in_one_line(env_id, package, tmp_path):
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed here")
+    result = subprocess.run([sys.executable, str(Path(rl.__file__)), "--algo", "pg", "--env",
+                             env_id, "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert package in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_games_benchmark_runs_a_game_named_twice_once_in_a_folder_of_its_own(tmp_path,
+                                                                            monkeypatch):
+    calls = []
+    monkeypatch.setattr(rl, "benchmark_games", lambda env_ids, folder, *rest: calls.append(
+        (env_ids, folder)) or [])
+    monkeypatch.setattr(rl.time, "strftime", lambda fmt: "20261203-120000")
+    (tmp_path / "runs" / "games-20261203-120000").mkdir(parents=True)   # started this second
+    for _ in range(2):
+        assert rl.main(["--benchmark-games", "breakout", "Breakout", "pong"]) == 0
+    assert [ids for ids, _ in calls] == [["ALE/Breakout-v5", "ALE/Pong-v5"]] * 2
+    assert [folder.name for _, folder in calls] == ["games-20261203-120000-2",
+                                                    "games-20261203-120000-3"]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "kill -9"])
+def test_the_games_benchmark_stops_its_runs_when_it_is_stopped_or_killed(tmp_path, how):
+    folder = tmp_path / "games"
+    parent = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--benchmark-games",
+                               "breakout", "--total-steps", "10000000", "--learning-starts",
+                               "200", "--buffer-size", "5000", "--num-envs", "4", "--jobs", "1",
+                               "--out", str(folder)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    run = folder / "Breakout"
+    deadline = time.time() + 90
+    while not ((run / "history.csv").exists() and read_history(run)):
+        assert parent.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    child = int((run / "run.lock").read_text())
+    parent.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
+    parent.communicate(timeout=60)
+    deadline = time.time() + 60
+    while Path(f"/proc/{child}").exists() and "zombie" not in Path(
+            f"/proc/{child}/status").read_text():
+        assert time.time() < deadline, "the training run outlived the benchmark"
+        time.sleep(0.2)
+    assert rl.load_checkpoint(run)["progress"]["games"] >= 1   # it saved before it stopped
+    assert not (run / "run.lock").exists()
+    if how == "SIGTERM":
+        assert parent.returncode == 143 and "| Breakout |" in (folder / "games.md").read_text()
 
 
 def test_games_benchmark_writes_the_table_and_the_chart(tmp_path, capsys):
