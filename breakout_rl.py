@@ -49,7 +49,8 @@ Commands
 Every run writes into ``--out`` (default: a new folder under ``runs/``): ``model.pt`` (weights,
 config, counters), ``config.json`` (the hyperparameters used), ``history.csv`` (one row per game),
 ``curve.png`` (the learning curve) and ``agent.gif`` (one game of the final agent). Ctrl-C saves
-all of them before exiting.
+all of them before exiting. The folder starts with a marker file, ``.breakout_rl-run``: the tool
+never trains into (or writes over) a folder holding files it did not write.
 
 Needs Python 3.10 or newer. Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
 
@@ -1773,7 +1774,11 @@ class RunRecorder:
         rows = []
         if resume_from is not None:
             games = resume_from["progress"]["games"]
-            rows = read_history(self.history_path)[:games]
+            rows = read_history(self.history_path)
+            if len(rows) > games:  # played after the last checkpoint, before a crash: said
+                print(f"{self.history_path}: games {games + 1}–{len(rows)} came after the last "
+                      f"checkpoint (game {games}); they are dropped and played anew", flush=True)
+            rows = rows[:games]
             if len(rows) < games:
                 raise ValueError(f"{self.history_path} holds {len(rows)} games but the "
                                  f"checkpoint counts {games}; it cannot be resumed")
@@ -2568,9 +2573,14 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
                          f" and {checkpoint['n_actions']} actions, but {env_id} gives {shape} "
                          f"and {n_actions}")
     gif = GifRecorder() if gif_path else None
-    scores, _, _ = play_games(env, policy_from_checkpoint(checkpoint, eps, seed),
-                              max_games=games, seed=seed, gif=gif)
-    env.close()
+    try:
+        scores, _, _ = play_games(env, policy_from_checkpoint(checkpoint, eps, seed),
+                                  max_games=games, seed=seed, gif=gif)
+    except gym.error.DependencyNotInstalled as error:  # CartPole & co. draw with pygame
+        raise ValueError(f"--gif: {env_id} needs a package to draw its frames: "
+                         f"{first_line(error)}") from None
+    finally:
+        env.close()
     if gif is not None:
         gif.save(gif_path)
     return scores
@@ -3375,7 +3385,7 @@ def train(args):
         try:
             scores = evaluate(out_dir / "model.pt", games=1, gif_path=out_dir / "agent.gif")
             print(f"agent.gif: one evaluation game (ε {DEFAULT_EVAL_EPS}), score {scores[0]:g}")
-        except gym.error.DependencyNotInstalled as error:  # e.g. CartPole renders with pygame
+        except ValueError as error:  # e.g. CartPole renders with pygame, an optional package
             print(f"agent.gif skipped: {error}")
     return recorder.exit_code
 

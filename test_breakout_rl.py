@@ -1219,13 +1219,15 @@ def test_resume_continues_the_step_count_and_appends_history(tmp_path):
     assert int(rows[games_before]["env_step"]) > 1500
 
 
-def test_resume_after_a_hard_kill_drops_games_the_checkpoint_never_saw(tmp_path):
+def test_resume_after_a_hard_kill_drops_games_the_checkpoint_never_saw(tmp_path, capsys):
     assert rl.main(["--algo", "pg", "--episodes", "10", "--save-every", "5",
                     "--out", str(tmp_path), "--no-gif-at-end"]) == 0
     checkpoint_games = rl.load_checkpoint(tmp_path)["progress"]["games"]
     with open(tmp_path / "history.csv", "a") as history:   # games played after the last save
         history.write("11,999999,1.0,9.9\n12,999999,1.0,9.9\n")
+    capsys.readouterr()
     assert rl.main(["--resume", str(tmp_path), "--episodes", "15"]) == 0
+    assert "games 11–12 came after the last checkpoint (game 10)" in capsys.readouterr().out
     rows = read_history(tmp_path)
     assert checkpoint_games == 10 and len(rows) == 15
     assert [int(r["episode"]) for r in rows] == list(range(1, 16))
@@ -1863,6 +1865,18 @@ def test_evaluate_a_checkpoint(tmp_path, capsys):
     assert scores != rl.evaluate(tmp_path, games=2, eps=1.0, seed=7)  # ...a random player's differ
     assert rl.main(["--eval", str(tmp_path), "--episodes", "1"]) == 0
     assert "1 games: mean" in capsys.readouterr().out
+
+
+def test_a_gif_of_a_game_that_draws_with_a_missing_package_is_one_line(tmp_path, monkeypatch,
+                                                                        capsys):
+    pg_run(tmp_path / "run")
+    monkeypatch.setitem(sys.modules, "pygame", None)   # as where pygame is not installed
+    assert rl.main(["--eval", str(tmp_path / "run"), "--gif", str(tmp_path / "x.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "pygame" in err and err.count("\n") == 1 and not (tmp_path / "x.gif").exists()
+    # at the end of training the GIF is skipped, and the run still succeeds
+    assert rl.main(["--algo", "pg", "--episodes", "2", "--out", str(tmp_path / "b")]) == 0
+    assert "agent.gif skipped" in capsys.readouterr().out
 
 
 def test_eval_writes_an_animated_gif(tmp_path):
