@@ -6,6 +6,8 @@ What this file teaches
   the screen: a small MLP ``QNetwork``, a preallocated ``ReplayBuffer``, an ``Agent`` that acts
   ε-greedily and learns from a TD target computed with a separate target network. By default the
   target is Double DQN's (van Hasselt et al. 2016); ``--no-double-dqn`` gives the Nature paper's.
+* Two refinements, one flag each: a dueling head (``--dueling``, Wang et al. 2016) and
+  prioritized replay on a numpy sum tree (``--prioritized``, Schaul et al. 2016).
 * **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
   problems such as CartPole, with the gradient of log π derived on paper and coded line by line,
   and its n-action generalisation ``SoftmaxPolicy`` (picked automatically, e.g. for Breakout).
@@ -18,12 +20,12 @@ What this file teaches
 
 How to read it
 --------------
-**Part I — the algorithms** (sections 1–9) is the tutorial, in the order a course teaches it —
-the environment's traps, DQN (1–5), REINFORCE (6–8), then DQN from pixels (9) — and uses nothing
-from Part II: you may stop reading where it ends. Each class there takes plain arguments and can
-be copied, with the import block, into your own training loop; section 5's loop is the one every
-DQN result of this file came from.
-**Part II — the machinery** (sections 10–15) is what makes this a tool: configs and per-env
+**Part I — the algorithms** (sections 1–10) is the tutorial, in the order a course teaches it —
+the environment's traps, DQN (1–5) and two refinements of it (6), REINFORCE (7–9), then DQN from
+pixels (10) — and uses nothing from Part II: you may stop reading where it ends. Each class there
+takes plain arguments and can be copied, with the import block, into your own training loop;
+section 5's loop is the one every DQN result of this file came from.
+**Part II — the machinery** (sections 11–16) is what makes this a tool: configs and per-env
 defaults, the run folder, the worker processes that feed section 5's loop many envs at once,
 checkpoints, evaluation, plots, GIFs, benchmarks and the command line. It holds no loop of its own.
 
@@ -60,6 +62,11 @@ References
   https://www.nature.com/articles/nature14236
 * van Hasselt, Guez, Silver 2016, "Deep Reinforcement Learning with Double Q-learning".
   https://arxiv.org/abs/1509.06461
+* Wang et al. 2016, "Dueling Network Architectures for Deep Reinforcement Learning".
+  https://arxiv.org/abs/1511.06581
+* Schaul et al. 2016, "Prioritized Experience Replay". https://arxiv.org/abs/1511.05952
+* Hessel et al. 2018, "Rainbow: Combining Improvements in Deep Reinforcement Learning".
+  https://arxiv.org/abs/1710.02298
 * Williams 1992, "Simple statistical gradient-following algorithms for connectionist
   reinforcement learning", Machine Learning 8. https://doi.org/10.1007/BF00992696
 * Sutton & Barto 2018, "Reinforcement Learning: An Introduction", 2nd ed., ch. 13 (REINFORCE,
@@ -125,10 +132,10 @@ gym.register_envs(ale_py)
 # ████████████████████████████████████████████████████████████████████████████████████████████████
 # PART I — THE ALGORITHMS
 # ████████████████████████████████████████████████████████████████████████████████████████████████
-# Sections 1–9: the environment's traps, DQN (QNetwork, ReplayBuffer, Agent, its training loop),
-# REINFORCE (LogisticPolicy, SoftmaxPolicy, its training loop), and last DQN from pixels (a conv
-# net and a frame-sharing buffer). Nothing here uses Part II; every class takes plain arguments
-# with defaults that learn.
+# Sections 1–10: the environment's traps, DQN (QNetwork, ReplayBuffer, Agent, its training loop,
+# then a dueling head and prioritized replay), REINFORCE (LogisticPolicy, SoftmaxPolicy, its
+# training loop), and last DQN from pixels (a conv net and a frame-sharing buffer). Nothing here
+# uses Part II; every class takes plain arguments with defaults that learn.
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -220,17 +227,25 @@ class QNetwork(nn.Module):
         action_size: number of discrete actions.
         seed: seeds torch's global RNG so the initial weights are reproducible.
         hidden_sizes: widths of the hidden layers.
+        dueling: end in two heads, a state value V(s) and advantages A(s, a), combined into
+            Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′) (Wang et al. 2016); False: one head.
     """
 
-    def __init__(self, state_size, action_size, seed=0, hidden_sizes=(256, 256)):
+    def __init__(self, state_size, action_size, seed=0, hidden_sizes=(256, 256), dueling=False):
         super().__init__()
         torch.manual_seed(seed)
         layers, width = [], state_size
         for hidden in hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
-        layers.append(nn.Linear(width, action_size))
-        self.layers = nn.Sequential(*layers)
+        self.dueling = dueling
+        if dueling:  # (a refinement a first reading may skip; see the forward pass)
+            self.layers = nn.Sequential(*layers)
+            self.value = nn.Linear(width, 1)               # V(s)
+            self.advantage = nn.Linear(width, action_size)  # A(s, ·)
+        else:
+            layers.append(nn.Linear(width, action_size))
+            self.layers = nn.Sequential(*layers)
 
     def forward(self, state):
         """state: (batch, state_size), uint8 (scaled by 1/255 here) or float
@@ -238,7 +253,16 @@ class QNetwork(nn.Module):
         x = state.flatten(1).to(torch.float32)
         if state.dtype == torch.uint8:
             x = x * (1.0 / 255.0)  # bytes 0..255 → 0..1
-        return self.layers(x)
+        if not self.dueling:
+            return self.layers(x)
+        # Dueling head: the value of the state and how much better each action is than the
+        # others are learned apart, so every transition teaches V(s), whichever action it took.
+        # V + A alone is not identifiable (V + c and A − c give the same Q for any c); forcing
+        # the advantages to average 0 over the actions pins the split down:
+        #     Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′)
+        features = self.layers(x)
+        advantages = self.advantage(features)                               # (batch, A)
+        return self.value(features) + advantages - advantages.mean(dim=1, keepdim=True)
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -349,6 +373,11 @@ class Agent:
         lr_decay_steps: agent steps over which lr falls linearly to 0 (0 = constant lr).
         eps_start, eps_end, eps_decay_steps: act()'s ε schedule when no ε is passed.
         n_step: learn from n-step returns (1 = the classic one-step target).
+        dueling: give the QNetwork a dueling head (section 6).
+        prioritized: sample by TD error from a PrioritizedReplayBuffer (section 6).
+        per_alpha: with prioritized, how strongly priorities count (0 = uniform).
+        per_beta, per_beta_steps: with prioritized, the importance-sampling exponent β, annealed
+            linearly from per_beta to 1 over per_beta_steps agent steps.
         device: torch device for the networks and sampled batches.
         network: the online network to use instead of a QNetwork (e.g. a ConvQNetwork).
         memory: the replay buffer to use instead of a ReplayBuffer (e.g. FrameStackReplayBuffer).
@@ -364,7 +393,9 @@ class Agent:
                  gamma=0.99, buffer_size=100_000, batch_size=64, learning_starts=10_000,
                  train_every=4, target_update_every=1_000, tau=0.0, double_dqn=True,
                  loss="huber", grad_clip=10.0, lr_decay_steps=0, eps_start=1.0, eps_end=0.05,
-                 eps_decay_steps=100_000, n_step=3, device="cpu", network=None, memory=None):
+                 eps_decay_steps=100_000, n_step=3, dueling=False, prioritized=False,
+                 per_alpha=0.6, per_beta=0.4, per_beta_steps=1_000_000, device="cpu",
+                 network=None, memory=None):
         if loss not in ("huber", "mse"):
             raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
         self.action_size = action_size
@@ -375,18 +406,23 @@ class Agent:
         self.lr_decay_steps = lr_decay_steps
         self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, eps_decay_steps
         self.n_step = n_step
+        self.prioritized, self.per_beta, self.per_beta_steps = prioritized, per_beta, per_beta_steps
         self.pending = {}  # stream → transitions whose n-step return is not complete yet
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         if network is None:
-            network = QNetwork(int(np.prod(state_size)), action_size, seed, hidden_sizes)
+            network = QNetwork(int(np.prod(state_size)), action_size, seed, hidden_sizes,
+                               dueling)
         self.qnetwork_local = network.to(self.device)
         self.qnetwork_target = copy.deepcopy(self.qnetwork_local)  # θ′ starts equal to θ
         try:  # fused=True runs Adam's whole update as one kernel: ~3× faster (torch ≥ 2.4)
             self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr, fused=True)
         except (RuntimeError, TypeError):
             self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr)
-        if memory is None:  # (not `memory or ...`: an empty buffer has len 0, so it is falsy)
+        if memory is None and prioritized:
+            memory = PrioritizedReplayBuffer(action_size, buffer_size, batch_size, seed,
+                                             self.device, per_alpha)
+        elif memory is None:  # (not `memory or ...`: an empty buffer has len 0, so it is falsy)
             memory = ReplayBuffer(action_size, buffer_size, batch_size, seed, self.device)
         self.memory = memory
         self.t_step = 0        # agent steps seen by step()
@@ -446,7 +482,13 @@ class Agent:
                 lr_now = self.lr * max(0.0, 1.0 - self.t_step / self.lr_decay_steps)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr_now
-            self.last_loss = self.learn(self.memory.sample())
+            if self.prioritized:
+                # β_t = β₀ + (1 − β₀)·min(t / per_beta_steps, 1)
+                beta = self.per_beta + (1.0 - self.per_beta) * min(
+                    self.t_step / max(self.per_beta_steps, 1), 1.0)
+                self.last_loss = self.learn(self.memory.sample(beta))
+            else:
+                self.last_loss = self.learn(self.memory.sample())
             if not math.isfinite(self.last_loss):
                 raise FloatingPointError(f"the loss became {self.last_loss} at step "
                                          f"{self.t_step} (try a lower learning rate)")
@@ -493,7 +535,9 @@ class Agent:
     def learn(self, experiences, gamma=None):
         """One gradient step on a batch (states, actions, rewards, next_states, dones), shapes
         (B, *obs), (B,) int64, (B,) float32, (B, *obs), (B,) float32. Returns the loss (Huber
-        or MSE, as a float) before the step.
+        or MSE, as a float) before the step. A PrioritizedReplayBuffer's batch has two more
+        items, (weights, slots): the loss is then weighted per transition, and the sampled
+        slots get their new priorities |δ| + ε.
 
         gamma is the per-step discount γ, as a course template passes it (None: the agent's).
         The rewards of an n-step agent are n-step returns summed with the agent's γ, so next
@@ -506,7 +550,7 @@ class Agent:
                              f"returns with gamma={self.gamma}: create the Agent with "
                              f"gamma={gamma} (or n_step=1)")
         bootstrap_discount = gamma ** self.n_step  # γⁿ
-        states, actions, rewards, next_states, dones = experiences
+        states, actions, rewards, next_states, dones = experiences[:5]
         # ── the core of DQN ──────────────────────────────────────────────────────────────────
         with torch.no_grad():
             if self.double_dqn:
@@ -522,7 +566,15 @@ class Agent:
         # Q(s, a) for the actions actually taken.
         q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
         # With the TD error δ = Q(s, a) − y:
-        if self.loss == "mse":
+        if len(experiences) > 5:
+            # Prioritized replay: L = mean(w_i · ℓ(δ_i)), with the importance-sampling weights
+            # w_i; the sampled transitions' priorities become |δ_i| + ε.
+            weights, slots = experiences[5:7]
+            elementwise = (F.mse_loss if self.loss == "mse" else F.smooth_l1_loss)(
+                q_taken, td_target, reduction="none")
+            loss = (weights * elementwise).mean()
+            self.memory.update_priorities(slots, (q_taken - td_target).detach().cpu().numpy())
+        elif self.loss == "mse":
             # L = mean(δ²): a large error counts in proportion (what CartPole's rare failures
             # need).
             loss = F.mse_loss(q_taken, td_target)
@@ -578,7 +630,7 @@ class Agent:
 # many: act, step the envs, store and learn, count a game when one ends. A "game" is a full
 # episode of the environment (for Breakout all 5 lives) and its score is the raw, unclipped sum of
 # rewards. With one env it is the course's loop; the command line hands this very loop its 32
-# Breakout envs (stepped by worker processes, section 13), and `on_step` is where it hooks its
+# Breakout envs (stepped by worker processes, section 14), and `on_step` is where it hooks its
 # log, checkpoints and stop conditions.
 #
 # Make the envs with same-step autoreset, e.g. for one env
@@ -589,7 +641,7 @@ class Agent:
 # game's real last observation, which the vector env keeps in info["final_obs"][i]. Storing
 # next_obs[i] instead would teach the agent that losing leads to a fresh start.
 #
-# With envs that can run in the background (step_async: Gymnasium's AsyncVectorEnv, section 13's
+# With envs that can run in the background (step_async: Gymnasium's AsyncVectorEnv, section 14's
 # worker processes) the actions for the next env step are chosen and sent before the agent
 # learns from this step's transitions, so the emulators run while the network learns; acting
 # then lags learning by one env step. Otherwise the loop acts after learning, as a course loop.
@@ -608,7 +660,7 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
         raise ValueError("run_dqn needs a vector env with autoreset_mode=gym.vector."
                          "AutoresetMode.SAME_STEP (the last observation of a game is in "
                          "info['final_obs'])")
-    overlap = hasattr(envs, "step_async")  # AsyncVectorEnv, or section 13's worker processes
+    overlap = hasattr(envs, "step_async")  # AsyncVectorEnv, or section 14's worker processes
     obs, _ = envs.reset(seed=seed)
     scores = np.zeros(envs.num_envs)  # raw score of each env's current game
     actions = agent.act_batch(obs)  # ε-greedy, ε from the agent's schedule
@@ -653,7 +705,123 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 6. LogisticPolicy (REINFORCE in numpy)
+# 6. Refinements a first reading may skip: a dueling head and prioritized replay
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# Two of Rainbow's refinements (Hessel et al. 2018), each one argument of Agent and one flag:
+# * dueling=True (--dueling): QNetwork ends in a value head V(s) and an advantage head A(s, ·),
+#   Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′) (Wang et al. 2016; the line is in QNetwork).
+# * prioritized=True (--prioritized): the PrioritizedReplayBuffer below replaces the uniform one.
+#
+# Prioritized replay (Schaul et al. 2016). Uniform sampling replays a transition the network
+# already predicts well as often as one it gets badly wrong. Instead, transition i is sampled
+# with probability
+#     P(i) = p_i^α / Σ_k p_k^α,   p_i = |δ_i| + ε,
+# δ_i its TD error when it was last learned from (α = 0: uniform; ε keeps every P(i) > 0). New
+# transitions enter with the highest priority seen so far, so each is replayed soon. Sampling by
+# priority changes the distribution the updates average over, which biases them;
+# importance-sampling weights undo that in the loss,
+#     w_i = (N·P(i))^(−β) / max_j w_j,
+# with β annealed from β₀ to 1 over training (the full correction by the end, when it matters
+# most; dividing by the batch's largest weight only scales the step down).
+# Sampling by priority needs, for a uniform u in [0, Σ p), the transition whose cumulative
+# priority range holds u. A sum tree answers that in log₂ N steps: its leaves hold the p_i, each
+# inner node the sum of its two children. From the root, go left if u < sum(left child), else
+# subtract that sum and go right. With every leaf at the same depth, one numpy step per level
+# moves a whole batch of u's down at once: 20 steps for 1M transitions, no loop per transition.
+
+
+class SumTree:
+    """Priorities of `capacity` slots in a binary sum tree (numpy), sampled and updated a whole
+    batch at a time.
+
+    nodes[1] is the root; the children of node k are 2k and 2k + 1; the leaves, one per slot,
+    are nodes[leaves] … nodes[2·leaves − 1], with leaves = capacity rounded up to a power of 2.
+    """
+
+    def __init__(self, capacity):
+        self.leaves = 1 << max(0, capacity - 1).bit_length()
+        self.nodes = np.zeros(2 * self.leaves)  # float64: sums of a million priorities stay exact
+
+    def total(self):
+        """Σ p over all slots."""
+        return self.nodes[1]
+
+    def update(self, slots, priorities):
+        """Set the priorities of `slots` (B,) to `priorities` (B,), then refresh the sums of
+        their ancestors, one level of the tree per numpy step."""
+        nodes = np.asarray(slots, dtype=np.int64) + self.leaves
+        self.nodes[nodes] = priorities
+        while self.leaves > 1:
+            nodes = np.unique(nodes // 2)
+            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
+            if nodes[0] == 1:  # the root
+                break
+
+    def find(self, values):
+        """The slots (B,) int64 whose cumulative-priority ranges hold `values` (B,), each in
+        [0, total()): slot i covers [p_0 + … + p_(i−1), p_0 + … + p_i)."""
+        values = np.array(values, dtype=np.float64)
+        nodes = np.ones(len(values), dtype=np.int64)
+        while nodes[0] < self.leaves:  # all at the same depth: one level per step
+            left = 2 * nodes
+            go_right = values >= self.nodes[left]
+            values = np.where(go_right, values - self.nodes[left], values)
+            nodes = np.where(go_right, left + 1, left)
+        return nodes - self.leaves
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """A ReplayBuffer that samples transition i with probability P(i) = p_i^α / Σ_k p_k^α and
+    returns importance-sampling weights (Schaul et al. 2016).
+
+    Args:
+        action_size, buffer_size, batch_size, seed, device: as for ReplayBuffer.
+        alpha: how strongly priorities count (0 = uniform; Schaul et al.: 0.6).
+        eps: added to |δ| so that no transition's probability is ever 0.
+    sample(beta) returns ReplayBuffer.sample()'s five tensors plus `weights` (B,) float32 and
+    the sampled `slots` (B,) int64; after learning, call update_priorities(slots, td_errors).
+    """
+
+    def __init__(self, action_size, buffer_size, batch_size, seed=0, device="cpu", alpha=0.6,
+                 eps=1e-6):
+        super().__init__(action_size, buffer_size, batch_size, seed, device)
+        self.alpha, self.eps = alpha, eps
+        self.tree = SumTree(buffer_size)
+        self.max_priority = 1.0  # the largest |δ| + ε seen: new transitions get it
+
+    def push(self, state, action, reward, next_state, done):
+        """Store one transition at the highest priority so far (so it is replayed soon)."""
+        slot = self.position
+        super().push(state, action, reward, next_state, done)
+        self.tree.update([slot], [self.max_priority ** self.alpha])
+
+    def sample(self, beta=1.0):
+        """A batch drawn by priority: (states, actions, rewards, next_states, dones, weights,
+        slots), the first five as ReplayBuffer.sample() returns them, weights (B,) float32 on
+        `device`, slots (B,) int64 (a numpy array)."""
+        total = self.tree.total()
+        # one u in each of B equal parts of [0, total): a spread-out batch (Schaul et al.)
+        values = (np.arange(self.batch_size) + self.rng.random(self.batch_size)) * (
+            total / self.batch_size)
+        slots = np.minimum(self.tree.find(values), self.size - 1)  # (rounding at the far end)
+        probs = self.tree.nodes[slots + self.tree.leaves] / total       # P(i)
+        # w_i = (N·P(i))^(−β) / max_j w_j
+        weights = (self.size * probs) ** (-beta)
+        weights /= weights.max()
+        batch = tuple(torch.from_numpy(array[slots]).to(self.device) for array in
+                      (self.states, self.actions, self.rewards, self.next_states, self.dones))
+        return (*batch, torch.as_tensor(weights, dtype=torch.float32, device=self.device), slots)
+
+    def update_priorities(self, slots, td_errors):
+        """p_i = |δ_i| + ε for the sampled `slots` (B,), from their TD errors (B,) (a numpy
+        array or a tensor)."""
+        priorities = np.abs(np.asarray(td_errors, dtype=np.float64)) + self.eps
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.update(slots, priorities ** self.alpha)
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 7. LogisticPolicy (REINFORCE in numpy)
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A policy gradient method improves a stochastic policy π(a|s, θ) directly. The objective is the
 # expected return from the start, J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
@@ -818,7 +986,7 @@ class LogisticPolicy:
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 7. SoftmaxPolicy and the features a linear policy sees
+# 8. SoftmaxPolicy and the features a linear policy sees
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # With n actions the logistic policy generalises to a softmax over one linear score per action,
 # θ of shape (n_features, n_actions):
@@ -948,7 +1116,7 @@ def pg_features(obs, scaler=None):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 8. The REINFORCE training loop
+# 9. The REINFORCE training loop
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # It looks like the DQN loop on purpose, so the algorithmic difference stands out: DQN learns
 # every few steps from replayed transitions; REINFORCE plays a whole episode, then learns once
@@ -1002,7 +1170,7 @@ def run_reinforce(env, policy, episodes, scaler=None, clip_rewards=False, life_l
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 9. DQN from pixels: ConvQNetwork and FrameStackReplayBuffer
+# 10. DQN from pixels: ConvQNetwork and FrameStackReplayBuffer
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # The HELL level (--obs pixels): ALE renders a 210×160 grayscale screen; we shrink it to 84×84 and
 # stack the last 4, so that one observation shows where the ball is going, not only where it is.
@@ -1155,13 +1323,13 @@ class FrameStackReplayBuffer(ReplayBuffer):
 # ████████████████████████████████████████████████████████████████████████████████████████████████
 # PART II — THE MACHINERY
 # ████████████████████████████████████████████████████████████████████████████████████████████████
-# Sections 10–15 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
+# Sections 11–16 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
 # per-environment defaults, the run folder (history, checkpoints, curve, lock), evaluation, GIFs,
 # plots, benchmarks and the command line. A student may stop reading here.
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 10. Configuration and per-environment defaults
+# 11. Configuration and per-environment defaults
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # Every hyperparameter lives in one dataclass per algorithm, each field with a line of help; the
 # command line is generated from these fields. DQN's hyperparameters take their defaults from
@@ -1259,6 +1427,17 @@ class DQNConfig(CommonConfig):
                                          "target)")
     grad_clip: float = agent_option("grad_clip", "clip the gradient's global norm to this "
                                                  "(0 = off)")
+    dueling: bool = agent_option("dueling", "dueling head (Wang et al. 2016): Q = V(s) + A(s, a) "
+                                            "− mean_a′ A(s, a′) (RAM and float observations)")
+    prioritized: bool = agent_option("prioritized", "prioritized replay (Schaul et al. 2016): "
+                                                    "sample transitions by |TD error|^α, "
+                                                    "weighted by importance sampling")
+    per_alpha: float = agent_option("per_alpha", "with --prioritized: priority exponent α "
+                                                 "(0 = uniform; Schaul et al.: 0.6)")
+    per_beta: float = agent_option("per_beta", "with --prioritized: importance-sampling "
+                                               "exponent β at the start (Schaul et al.: 0.4)")
+    per_beta_steps: int = agent_option("per_beta_steps", "with --prioritized: agent steps over "
+                                                         "which β rises linearly to 1")
     clip_rewards: bool = option(True, "learn from sign(reward) (scores stay raw); Nature DQN "
                                       "does this on Atari")
     noop_max: int = option(30, "Atari: up to this many random no-ops after reset, so games "
@@ -1368,7 +1547,7 @@ ENV_DEFAULTS = {
 }
 
 # Flags that fix the shape of the networks or of θ: a resumed run cannot change them.
-ARCHITECTURE_FIELDS = ("obs", "hidden_sizes")
+ARCHITECTURE_FIELDS = ("obs", "hidden_sizes", "dueling")
 
 
 def env_defaults(algo, env_id, obs="ram"):
@@ -1429,6 +1608,11 @@ def validate_config(cfg):
               "between a state and the next); drop --n-step")),
             (1 <= cfg.num_envs <= 256,
              f"--num-envs must be between 1 and 256, got {cfg.num_envs}"),
+            (cfg.per_alpha >= 0 and 0 <= cfg.per_beta <= 1 and cfg.per_beta_steps >= 0,
+             "need --per-alpha ≥ 0, 0 ≤ --per-beta ≤ 1 and --per-beta-steps ≥ 0"),
+            (cfg.obs != "pixels" or not (cfg.dueling or cfg.prioritized),
+             "--dueling and --prioritized are for RAM and float observations (the pixel "
+             "network and its frame-sharing buffer have neither); drop them or --obs pixels"),
             (cfg.num_envs == 1 or cfg.obs != "pixels",
              ("--obs pixels takes one env at a time (its frame-sharing replay buffer needs one "
               "stream of frames); drop --num-envs")),
@@ -1457,7 +1641,7 @@ def hyperparameter_text(cfg):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 11. Seeding, device and environments
+# 12. Seeding, device and environments
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # Reproducibility needs every random source seeded in one place: Python's `random`, numpy, torch,
 # and the environment (seeded by its first `reset(seed=...)`). On the CPU with one thread, the same
@@ -1558,7 +1742,7 @@ class EnvErrors(gym.Wrapper):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 12. The run folder: lock, history, checkpoints, progress line
+# 13. The run folder: lock, history, checkpoints, progress line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # Nothing is lost when training stops early: Ctrl-C (SIGINT) and SIGTERM raise StopTraining, and
 # the runner's `finally` saves the checkpoint, history and curve before the exit (130 / 143).
@@ -1940,7 +2124,7 @@ def resume_point(cfg, resume_from):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 13. Runners: a config onto Part I's classes and loops
+# 14. Runners: a config onto Part I's classes and loops
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # train_dqn and train_pg build the env and the learner from a config, restore a checkpoint when
 # resuming, and run Part I's loop with a hook that feeds the RunRecorder.
@@ -2385,7 +2569,7 @@ def train_pg(cfg, out_dir, resume_from=None):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 14. Checkpoints, evaluation, plots, GIFs and benchmarks
+# 15. Checkpoints, evaluation, plots, GIFs and benchmarks
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A checkpoint is rebuilt from what model.pt stores (config, env id, shapes), on the CPU whatever
 # device trained it. Checkpoints found online are untrusted: torch.load(weights_only=True) only
@@ -2825,7 +3009,7 @@ def benchmark_games(env_ids, folder, child_flags, jobs, budget, log_every=30.0):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 15. Command line
+# 16. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # The training flags are generated from the two config dataclasses; --help lists the algorithms'
 # hyperparameters first, then the run options. A flag that only one algorithm has is refused for
