@@ -2103,13 +2103,18 @@ class RunRecorder:
             raise errors[0]
 
 
+def machine_memory():
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def check_buffer_fits(buffer_size, observation_space):
     """Raise ValueError if a replay buffer of observations would not fit in this machine's RAM."""
     shape = observation_space.shape
     # a flat observation is stored twice (state, next state); stacked frames once (+ 5 %)
     values = 2.0 * math.prod(shape) if len(shape) < 3 else 1.05 * math.prod(shape[1:])
     needed = float(buffer_size) * observation_space.dtype.itemsize * values
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    total = machine_memory()
     if needed > 0.8 * total:
         raise ValueError(f"--buffer-size {buffer_size:,} needs {needed / 2**30:,.1f} GiB for "
                          f"{observation_space.shape} observations; this machine has "
@@ -2136,7 +2141,7 @@ def check_network_fits(obs_size, hidden_sizes, n_actions):
     widths = [obs_size, *hidden_sizes, n_actions]
     parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     needed = 5 * 4 * parameters
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    total = machine_memory()
     if needed > 0.8 * total:
         raise ValueError(f"--hidden-sizes {' '.join(map(str, hidden_sizes))}: the network needs "
                          f"{needed / 2**30:,.1f} GiB; this machine has {total / 2**30:.1f} GiB "
@@ -3505,8 +3510,9 @@ def check_not_behind(resumed, out_dir, games):
         if own_games > games:
             newer.append(f"its model.pt is at game {own_games}")
     history = out_dir / "history.csv"
-    if history.is_file() and len(read_history(history)) > games:
-        newer.append(f"history.csv holds {len(read_history(history))} games")
+    played = len(read_history(history)) if history.is_file() else 0
+    if played > games:
+        newer.append(f"history.csv holds {played} games")
     if newer:
         raise ValueError(f"{resumed} is at game {games} but {out_dir} is further on ("
                          f"{' and '.join(newer)}); resuming it there would cut the newer games: "
