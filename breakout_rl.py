@@ -115,6 +115,7 @@ import subprocess
 import textwrap
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1751,14 +1752,14 @@ class EnvErrors(gym.Wrapper):
 # a run folder, through a lock file holding its pid.
 
 
-# The signals that stop a run with everything saved (SIGHUP: the terminal was closed; not on
-# Windows).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+# The signals that stop a run with everything saved (SIGHUP: the terminal was closed;
+# SIGUSR2: a Slurm job's warning shortly before its time limit; neither on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR2")
                      if hasattr(signal, name))
 
 
 class StopTraining(BaseException):
-    """Raised by the SIGINT/SIGTERM/SIGHUP handler; `exit_code` is 128 + the signal number.
+    """Raised by the STOP_SIGNALS handler; `exit_code` is 128 + the signal number.
 
     A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
 
@@ -1773,8 +1774,8 @@ class TrainingError(RuntimeError):
 
 @contextlib.contextmanager
 def stop_on_signals():
-    """While active, SIGINT, SIGTERM and SIGHUP (the terminal closed) raise StopTraining in the
-    main thread."""
+    """While active, STOP_SIGNALS (Ctrl-C, SIGTERM, the terminal closed, …) raise StopTraining
+    in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
         return
@@ -2985,7 +2986,7 @@ def score_profile(thresholds):
     """Statistic for a performance profile: for each threshold τ, the fraction of runs with a
     score above τ (each game weighted equally)."""
     def fraction_above(runs):
-        above = np.where(np.isnan(runs), np.nan, runs[..., None] > thresholds)
+        above = np.where(np.isnan(runs)[..., None], np.nan, runs[..., None] > thresholds)
         return np.nanmean(above, axis=-2).mean(axis=-2)
     return fraction_above
 
@@ -3032,7 +3033,7 @@ def game_summaries(results):
     for r in results:
         summaries.setdefault(r["game"], {"game": r["game"], "runs": []})["runs"].append(r)
     for s in summaries.values():
-        done = [r for r in s["runs"] if r["status"] == "ok"]
+        done = [r for r in s["runs"] if r["status"] == "ok" and math.isfinite(r["score"])]
         s["done"] = done
         random_score, human = ATARI_RANDOM_HUMAN.get(s["game"], (math.nan, math.nan))
         s["random"], s["human"] = random_score, human
@@ -3044,17 +3045,33 @@ def game_summaries(results):
 
 
 def aggregate_lines(summaries):
-    """The report's lines across games: median, mean and IQM of HNS with intervals."""
+    """The report's lines across games: median, mean and IQM of HNS with intervals, over all
+    games and, where the benchmark mixes them, over the tuning and the held-out games apart."""
     scored = [s for s in summaries if s["done"] and math.isfinite(s["random"])]
-    if not scored:
-        return []
-    per_game = [[r["hns"] for r in s["done"]] for s in scored]
-    runs = sum(len(scores) for scores in per_game)
-    lines = [f"Across {len(scored)} game(s), {runs} finished run(s) (95% stratified-bootstrap "
-             "intervals, 2,000 draws):", ""]
-    for name, statistic in AGGREGATES.items():
-        lines.append(f"- {name} HNS: **{interval_text(*stratified_bootstrap(per_game, statistic), 2)}**")
-    return lines
+    groups = [("all games", scored)]
+    for label, games in (("the games the defaults were chosen on", TUNING_GAMES),
+                         ("held-out games (never tuned on)", HELD_OUT_GAMES)):
+        part = [s for s in scored if s["game"] in games]
+        if part and len(part) < len(scored):
+            groups.append((label, part))
+    lines = []
+    for label, group in groups if scored else []:
+        per_game = [[r["hns"] for r in s["done"]] for s in group]
+        runs = sum(len(scores) for scores in per_game)
+        lines += [f"{label.capitalize()}: {len(group)} game(s), {runs} finished run(s) (95% "
+                  "stratified-bootstrap intervals, 2,000 draws):", ""]
+        for name, statistic in AGGREGATES.items():
+            interval = interval_text(*stratified_bootstrap(per_game, statistic), 2)
+            lines.append(f"- {name} HNS: **{interval}**")
+        lines.append("")
+    return lines[:-1]
+
+
+def run_note(r):
+    """The per-run table's last column: why a run does not count (empty if it does)."""
+    if r["status"] != "ok":
+        return r["status"]
+    return "" if r["games"] else "no game ended within the budget: not counted"
 
 
 def write_games_report(results, folder, command, budget):
@@ -3065,7 +3082,7 @@ def write_games_report(results, folder, command, budget):
     lines = [f"`{command}`", "",
              "Score: the mean over seeds of each run's last 100 games; HNS = (score − random) / "
              "(human − random) with DQN Zoo's random and human scores; [95% bootstrap "
-             "interval over the seeds]. Only finished runs count.", "",
+             "interval over the seeds]. Only runs that finished count.", "",
              "| game | random | human | finished runs | score | HNS | score per seed |",
              "|---|---|---|---|---|---|---|"]
     for s in summaries:
@@ -3083,7 +3100,7 @@ def write_games_report(results, folder, command, budget):
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['game']} | {r['seed']} | {r['score']:.1f} | {r['hns']:.2f} | {r['games']} | "
               f"{r['steps']:,} | {r['minutes']:.1f} | "
-              f"{'' if r['status'] == 'ok' else r['status']} |" for r in results]
+              f"{run_note(r)} |" for r in results]
     replace_file(folder / "games.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
     def write_csv(tmp):
@@ -3131,10 +3148,13 @@ def draw_aggregates(finished, budget, path):
     """Left: IQM HNS against agent steps with its 95% band (sample efficiency). Right: the
     performance profile, the fraction of runs scoring above each HNS τ, with its band."""
     steps = np.linspace(budget / 20, budget, 20)
-    # the same bootstrap seed at every step resamples the same seeds: a band of whole curves
-    curve = np.array([stratified_bootstrap(
-        [[human_normalised(s["game"], mean_at_step(r["history"], step)) for r in s["done"]]
-         for s in finished], AGGREGATES["IQM"]) for step in steps])
+    # the same bootstrap seed at every step resamples the same seeds: a band of whole curves.
+    # (A step before a run's first game has no score: NaN, left out; numpy warns of it.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        curve = np.array([stratified_bootstrap(
+            [[human_normalised(s["game"], mean_at_step(r["history"], step)) for r in s["done"]]
+             for s in finished], AGGREGATES["IQM"]) for step in steps])
     final = [[r["hns"] for r in s["done"]] for s in finished]
     taus = np.linspace(0, max(2.0, *(max(scores) for scores in final)), 101)
     profile = stratified_bootstrap(final, score_profile(taus))
@@ -3323,6 +3343,7 @@ def submitit_parameters(texts, cfg):
 
 
 BENCHMARK_STATE = "benchmark.json"
+BENCHMARK_SEEDS = (0, 1, 2)
 
 
 def run_status(code, name):
@@ -3539,13 +3560,30 @@ def build_parser():
                             "raw env's steps/s with the same and with one env")
     tools.add_argument("--list-envs", action="store_true",
                        help="list the Atari games and the other environments --env accepts")
-    tools.add_argument("--benchmark-games", metavar="GAME", nargs="*",
-                       help="train DQN from RAM on each Atari game named (default: Boxing, "
-                            "Breakout, Enduro, Freeway, Pong, Seaquest, SpaceInvaders) with the "
-                            "training flags given, --jobs at a time, and write games.md (score, "
-                            "human-normalised score, steps, minutes) and games.png")
-    tools.add_argument("--jobs", type=int, metavar="N",
-                       help="with --benchmark-games: runs at once (default: one per 2 cores)")
+    bench = parser.add_argument_group("benchmark on many games")
+    bench.add_argument("--benchmark-games", metavar="GAME", nargs="*",
+                       help="train DQN from RAM on each Atari game named (default: the seven "
+                            "the defaults were chosen on, " + ", ".join(TUNING_GAMES) + "; "
+                            "held out: " + " ".join(HELD_OUT_GAMES) + ") × each of --seeds, "
+                            "with the training flags given, and write games.md (score and "
+                            "human-normalised score with 95%% intervals; median, mean, IQM), "
+                            "results.csv, games.png and aggregates.png. Run again with the "
+                            "same --out and flags: finished runs are skipped, stopped ones "
+                            "resumed")
+    bench.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="with --benchmark-games: the seeds of each game (default: "
+                            + " ".join(map(str, BENCHMARK_SEEDS)) + ")")
+    bench.add_argument("--jobs", type=int, metavar="N",
+                       help="with --benchmark-games: runs at once (default: one per 2 cores; "
+                            "with --submitit slurm, all)")
+    bench.add_argument("--submitit", choices=["local", "slurm"],
+                       help="with --benchmark-games: submit each run as a job through "
+                            "submitit (pip install submitit): slurm on a cluster, local to try "
+                            "the same jobs on this machine")
+    bench.add_argument("--submitit-param", metavar="KEY=VALUE", nargs="+",
+                       help="with --submitit: job resources, submitit's names (default: "
+                            "cpus_per_task=2 mem_gb=8 timeout_min=budget at 500 steps/s + 15; "
+                            "e.g. slurm_partition=cpu timeout_min=180)")
     return parser
 
 
@@ -3751,6 +3789,10 @@ def list_envs():
     print(f"Atari games ({len(games)}; --env takes the name in any case, e.g. --env pong; RAM by "
           "default, --obs pixels for the screen):")
     print(textwrap.fill(", ".join(games), 100, initial_indent="  ", subsequent_indent="  "))
+    print("Random and human scores (DQN Zoo's table; HNS = (score - random) / (human - random)):")
+    scored = [f"{game} {random_score:g}/{human:g}"
+              for game, (random_score, human) in ATARI_RANDOM_HUMAN.items()]
+    print(textwrap.fill(", ".join(scored), 100, initial_indent="  ", subsequent_indent="  "))
     print("Other environments with discrete actions (--env cartpole means CartPole-v1):")
     for env_id in others:
         print(f"  {env_id}" + ("  (needs: pip install box2d pygame)" if env_id in missing
@@ -3759,11 +3801,11 @@ def list_envs():
 
 def training_flags(args):
     """The training flags given on this command line, as text to pass on to another run (all
-    but --env, --out and --gif-at-end)."""
+    but --env, --seed, --out and --gif-at-end)."""
     flags = []
     for name in config_flags():
         value = getattr(args, name, None)
-        if value is None or name in ("env_id", "out", "gif_at_end"):
+        if value is None or name in ("env_id", "out", "gif_at_end", "seed"):
             continue
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -3775,9 +3817,10 @@ def training_flags(args):
     return flags
 
 
-def run_games_benchmark(args):
-    """--benchmark-games: check the games and flags, then run benchmark_games."""
-    named = [resolve_env_id(name) for name in args.benchmark_games or NATURE_RANDOM_HUMAN]
+def benchmark_pairs(args):
+    """The (env_id, seed) pairs --benchmark-games asks for: every game × every seed, seed by
+    seed (all games of seed 0 first, so a benchmark stopped early has every game)."""
+    named = [resolve_env_id(name) for name in args.benchmark_games or TUNING_GAMES]
     env_ids = list(dict.fromkeys(named))  # a game named twice (breakout Breakout) runs once
     if len(env_ids) < len(named):
         print(f"games benchmark: {len(named) - len(env_ids)} game(s) named more than once; each "
@@ -3786,29 +3829,73 @@ def run_games_benchmark(args):
         if not env_id.startswith("ALE/"):
             raise ValueError(f"--benchmark-games takes Atari games; {env_id!r} is not one "
                              "(see --list-envs)")
+    if args.seed is not None:
+        raise ValueError("--benchmark-games takes --seeds S [S ...], not --seed")
+    seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else BENCHMARK_SEEDS))
+    if any(seed < 0 for seed in seeds):
+        raise ValueError(f"--seeds must be at least 0, got {min(seeds)}")
+    return [(env_id, seed) for seed in seeds for env_id in env_ids]
+
+
+def benchmark_folder(args, child_flags):
+    """The benchmark's folder: --out (new, empty, or an earlier benchmark with the same
+    training flags, which this one continues) or a new runs/games-TIME."""
+    if not args.out:
+        return new_folder(Path("runs") / ("games-" + time.strftime("%Y%m%d-%H%M%S")))
+    folder = Path(args.out)
+    state = folder / BENCHMARK_STATE
+    if state.is_file():
+        try:
+            flags = json.loads(state.read_text())["flags"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"--out {folder}: {BENCHMARK_STATE} is unreadable; use a new --out"
+                             ) from None
+        if flags != child_flags:
+            raise ValueError(f"--out {folder} holds a benchmark trained with other flags "
+                             f"({' '.join(flags) or 'none'}); give the same flags to continue "
+                             "it, or a new --out")
+    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValueError(f"--out {folder} exists and is not an empty folder or a benchmark")
+    return folder
+
+
+def run_games_benchmark(args):
+    """--benchmark-games: check the games and flags, then run benchmark_games."""
+    pairs = benchmark_pairs(args)
     if args.algo == "pg" or args.obs == "pixels":
         raise ValueError("--benchmark-games trains DQN from RAM; drop --algo pg / --obs pixels")
     cfg = config_from_args(args, "dqn")  # refuses bad or foreign flags before anything starts
-    jobs = max(1, (os.cpu_count() or 1) // 2) if args.jobs is None else args.jobs
+    if args.submitit_param and not args.submitit:
+        raise ValueError("--submitit-param needs --submitit local or --submitit slurm")
+    parameters = submitit_parameters(args.submitit_param, cfg) if args.submitit else None
+    if args.jobs is None:
+        jobs = len(pairs) if args.submitit == "slurm" else max(1, (os.cpu_count() or 1) // 2)
+    else:
+        jobs = args.jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    folder = Path(args.out) if args.out else new_folder(
-        Path("runs") / ("games-" + time.strftime("%Y%m%d-%H%M%S")))
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise ValueError(f"--out {folder} exists and is not an empty folder")
+    child_flags = training_flags(args)
+    folder = benchmark_folder(args, child_flags)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
-    print(f"games benchmark: {len(env_ids)} games, {jobs} at a time, writing to {folder}",
+    launcher = (SubmititJobs(args.submitit, folder, parameters) if args.submitit
+                else LocalProcesses(jobs))
+    where = f"through submitit ({args.submitit})" if args.submitit else "on this machine"
+    print(f"games benchmark: {len(pairs)} runs ({len({e for e, _ in pairs})} games × "
+          f"{len({s for _, s in pairs})} seeds), {jobs} at a time {where}, writing to {folder}",
           flush=True)
-    with stop_on_signals():  # SIGINT/SIGTERM/SIGHUP: the runs save and stop, the table is written
-        results = benchmark_games(env_ids, folder, training_flags(args), jobs, cfg.total_steps)
-    for row in results:
-        print(f"  {row['game']:<14} mean {row['ours']:8.1f}  HNS {row['hns']:6.2f}  "
-              f"{row['steps']:>10,} steps  {row['minutes']:5.1f} min  {row['status']}")
-    print(f"wrote {folder / 'games.md'} and {folder / 'games.png'}")
-    return 0 if all(row["status"] == "ok" for row in results) else 1
+    with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, the report is written
+        results = benchmark_games(pairs, folder, child_flags, launcher, jobs, cfg.total_steps)
+    for r in results:
+        print(f"  {r['game'] + '-seed' + str(r['seed']):<22} mean {r['score']:8.1f}  HNS "
+              f"{r['hns']:6.2f}  {r['steps']:>10,} steps  {r['minutes']:5.1f} min  {r['status']}")
+    for line in aggregate_lines(game_summaries(results)):
+        if line:
+            print(line.replace("**", ""))
+    print(f"wrote {folder / 'games.md'}, results.csv and the pictures")
+    return 0 if all(r["status"] == "ok" for r in results) else 1
 
 
 def run_tool(args):
