@@ -3411,6 +3411,8 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
                 if "--resume" in command:
                     print(f"games benchmark: {name} resumes from step {steps_of[pair]:,}",
                           flush=True)
+                with open(folder / f"{name}.log", "a") as log:   # what ran, for the reader
+                    log.write(f"$ {' '.join(command)}\n")
                 running[pair] = launcher.start(command, folder / f"{name}.log")
             for pair, run in list(running.items()):
                 code = run.poll()
@@ -3578,7 +3580,7 @@ def build_parser():
                             "with --submitit slurm, all)")
     bench.add_argument("--submitit", choices=["local", "slurm"],
                        help="with --benchmark-games: submit each run as a job through "
-                            "submitit (pip install submitit): slurm on a cluster, local to try "
+                            "submitit (in requirements.txt): slurm on a cluster, local to try "
                             "the same jobs on this machine")
     bench.add_argument("--submitit-param", metavar="KEY=VALUE", nargs="+",
                        help="with --submitit: job resources, submitit's names (default: "
@@ -3880,14 +3882,19 @@ def run_games_benchmark(args):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
-    launcher = (SubmititJobs(args.submitit, folder, parameters) if args.submitit
-                else LocalProcesses(jobs))
-    where = f"through submitit ({args.submitit})" if args.submitit else "on this machine"
-    print(f"games benchmark: {len(pairs)} runs ({len({e for e, _ in pairs})} games × "
-          f"{len({s for _, s in pairs})} seeds), {jobs} at a time {where}, writing to {folder}",
-          flush=True)
-    with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, the report is written
-        results = benchmark_games(pairs, folder, child_flags, launcher, jobs, cfg.total_steps)
+    lock = RunLock(folder).acquire()   # one benchmark at a time in a folder
+    try:
+        launcher = (SubmititJobs(args.submitit, folder, parameters) if args.submitit
+                    else LocalProcesses(jobs))
+        where = f"through submitit ({args.submitit})" if args.submitit else "on this machine"
+        print(f"games benchmark: {len(pairs)} run(s) ({len({e for e, _ in pairs})} game(s) × "
+              f"{len({s for _, s in pairs})} seed(s)), {jobs} at a time {where}, writing to "
+              f"{folder}", flush=True)
+        with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, the report stays
+            results = benchmark_games(pairs, folder, child_flags, launcher, jobs,
+                                      cfg.total_steps)
+    finally:
+        lock.release()
     for r in results:
         print(f"  {r['game'] + '-seed' + str(r['seed']):<22} mean {r['score']:8.1f}  HNS "
               f"{r['hns']:6.2f}  {r['steps']:>10,} steps  {r['minutes']:5.1f} min  {r['status']}")

@@ -1283,7 +1283,9 @@ def test_continuous_action_space_is_refused():
 @pytest.mark.parametrize("sig, code, whole_group", [
     (signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGHUP, 129, False),
     # systemd, a batch scheduler or `kill 0` signal the whole process group, workers included
-    (signal.SIGTERM, 143, True), (signal.SIGINT, 130, True)])
+    (signal.SIGTERM, 143, True), (signal.SIGINT, 130, True),
+    # Slurm's warning before a job's time limit reaches every process of the job
+    (signal.SIGUSR2, 140, True)])
 def test_a_signal_during_training_saves_everything(tmp_path, sig, code, whole_group):
     out = tmp_path / "run"
     command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
@@ -2075,34 +2077,45 @@ def test_an_env_that_needs_a_missing_package_names_it_in_one_line(env_id, packag
     assert not (tmp_path / "run").exists()
 
 
-def test_games_benchmark_runs_a_game_named_twice_once_in_a_folder_of_its_own(tmp_path,
-                                                                            monkeypatch):
+def test_games_benchmark_runs_every_game_seed_pair_once_in_a_folder_of_its_own(tmp_path,
+                                                                              monkeypatch):
     calls = []
-    monkeypatch.setattr(rl, "benchmark_games", lambda env_ids, folder, *rest: calls.append(
-        (env_ids, folder)) or [])
+    monkeypatch.setattr(rl, "benchmark_games", lambda pairs, folder, *rest: calls.append(
+        (pairs, folder)) or [])
     monkeypatch.setattr(rl.time, "strftime", lambda fmt: "20261203-120000")
     (tmp_path / "runs" / "games-20261203-120000").mkdir(parents=True)   # started this second
-    for _ in range(2):
-        assert rl.main(["--benchmark-games", "breakout", "Breakout", "pong"]) == 0
-    assert [ids for ids, _ in calls] == [["ALE/Breakout-v5", "ALE/Pong-v5"]] * 2
+    assert rl.main(["--benchmark-games", "breakout", "Breakout", "pong"]) == 0
+    assert rl.main(["--benchmark-games", "pong", "--seeds", "4", "1", "4"]) == 0
+    # seed by seed, so that a benchmark stopped early has every game; three seeds by default
+    assert calls[0][0] == [("ALE/Breakout-v5", 0), ("ALE/Pong-v5", 0), ("ALE/Breakout-v5", 1),
+                           ("ALE/Pong-v5", 1), ("ALE/Breakout-v5", 2), ("ALE/Pong-v5", 2)]
+    assert calls[1][0] == [("ALE/Pong-v5", 4), ("ALE/Pong-v5", 1)]
     assert [folder.name for _, folder in calls] == ["games-20261203-120000-2",
                                                     "games-20261203-120000-3"]
 
 
+def benchmark_args(folder, *extra, games=("breakout",)):
+    """A games benchmark of tiny runs (each ends a few Breakout games)."""
+    return ["--benchmark-games", *games, "--total-steps", "3000", "--num-envs", "2",
+            "--learning-starts", "100", "--buffer-size", "1000", "--out", str(folder), *extra]
+
+
 @pytest.mark.parametrize("how", ["SIGTERM", "kill -9"])
-def test_the_games_benchmark_stops_its_runs_when_it_is_stopped_or_killed(tmp_path, how):
+def test_the_games_benchmark_stops_its_runs_and_resumes_them(tmp_path, how, capsys):
     folder = tmp_path / "games"
-    parent = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--benchmark-games",
-                               "breakout", "--total-steps", "10000000", "--learning-starts",
-                               "200", "--buffer-size", "5000", "--num-envs", "4", "--jobs", "1",
-                               "--out", str(folder)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    run = folder / "Breakout"
+    flags = ["--benchmark-games", "breakout", "--seeds", "0", "--total-steps", "20000",
+             "--learning-starts", "200", "--buffer-size", "5000", "--num-envs", "4", "--jobs",
+             "1", "--out", str(folder)]
+    parent = subprocess.Popen([sys.executable, str(Path(rl.__file__)), *flags],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = folder / "Breakout-seed0"
     deadline = time.time() + 90
     while not ((run / "history.csv").exists() and read_history(run)):
         assert parent.poll() is None and time.time() < deadline
         time.sleep(0.2)
     child = int((run / "run.lock").read_text())
+    assert rl.main(flags) == 2   # a second benchmark in the same folder is refused
+    assert f"in use by another run (process {parent.pid})" in capsys.readouterr().err
     parent.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
     parent.communicate(timeout=60)
     deadline = time.time() + 60
@@ -2110,37 +2123,193 @@ def test_the_games_benchmark_stops_its_runs_when_it_is_stopped_or_killed(tmp_pat
             f"/proc/{child}/status").read_text():
         assert time.time() < deadline, "the training run outlived the benchmark"
         time.sleep(0.2)
-    assert rl.load_checkpoint(run)["progress"]["games"] >= 1   # it saved before it stopped
+    saved = rl.load_checkpoint(run)["progress"]
+    assert saved["games"] >= 1 and 0 < saved["env_step"] < 20000   # it saved before it stopped
     assert not (run / "run.lock").exists()
     if how == "SIGTERM":
-        assert parent.returncode == 143 and "| Breakout |" in (folder / "games.md").read_text()
+        assert parent.returncode == 143
+        assert "| Breakout | 0 |" in (folder / "games.md").read_text()
+        assert "stopped, saved: run the benchmark again" in (folder / "games.md").read_text()
+        return
+    # the same benchmark again: the stopped run continues from its checkpoint to the budget
+    assert rl.main(flags) == 0
+    assert rl.load_checkpoint(run)["progress"]["env_step"] == 20000
+    assert f"--resume {run}" in (folder / "Breakout-seed0.log").read_text()
+    assert json.loads((folder / "benchmark.json").read_text())["exit"] == {"Breakout-seed0": 0}
 
 
-def test_games_benchmark_writes_the_table_and_the_chart(tmp_path, capsys):
+def test_games_benchmark_writes_the_report_and_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "games"
-    assert rl.main(["--benchmark-games", "pong", "boxing", "--total-steps", "1200",
-                    "--learning-starts", "100", "--buffer-size", "1000", "--jobs", "2",
-                    "--out", str(out)]) == 0
-    table = (out / "games.md").read_text()
-    assert "| Pong | -20.7 | 9.3 |" in table and "| Boxing | 0.1 | 4.3 |" in table
-    assert "--total-steps 1200" in table and "1,200" in table
-    assert (out / "games.png").stat().st_size > 1000
-    assert rl.load_checkpoint(out / "Pong")["config"].learning_starts == 100
+    assert rl.main(benchmark_args(out, "--seeds", "0", "1", "--jobs", "2",
+                                  games=("breakout", "qbert"))) == 0
+    report = (out / "games.md").read_text()
+    # DQN Zoo's random and human scores, not Nature's (Breakout's human there: 31.8)
+    assert "| Breakout | 1.7 | 30.5 | 2/2 |" in report and "| Qbert | 163.9 | 13455 |" in report
+    assert "--seeds 0 1" in report and "--total-steps 3000" in report and "3,000" in report
+    # the held-out Qbert apart from the tuning game Breakout, and both together
+    assert report.count("- IQM HNS: **") == 3
+    assert "Held-out games (never tuned on): 1 game(s), 2 finished run(s)" in report
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0] == "game,seed,score,hns,games,agent_steps,minutes,status" and len(rows) == 5
+    for row in rows[1:]:
+        game, seed, score, hns = row.split(",")[:4]
+        random_score, human = {"Breakout": (1.7, 30.5), "Qbert": (163.9, 13455.0)}[game]
+        if score != "nan":
+            expected = (float(score) - random_score) / (human - random_score)
+            assert float(hns) == pytest.approx(expected, abs=1e-3)
+    for picture in ("games.png", "aggregates.png"):
+        assert (out / picture).stat().st_size > 1000
+    assert rl.load_checkpoint(out / "Breakout-seed1")["config"].seed == 1
+    assert rl.load_checkpoint(out / "Qbert-seed0")["config"].learning_starts == 100
     if hasattr(rl.os, "sched_setaffinity") and rl.available_cores() == 2:
         # two runs at a time on two cores: each is pinned to one and steps its envs itself
-        assert "32 at once on 1 core(s): this process steps them all" in (
-            out / "Pong.log").read_text()
+        assert "2 at once on 1 core(s): this process steps them all" in (
+            out / "Breakout-seed0.log").read_text()
+    # again with a third seed: only the new pairs run
+    before = (out / "Breakout-seed0" / "model.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert rl.main(benchmark_args(out, "--seeds", "0", "1", "2", "--jobs", "2",
+                                  games=("breakout", "qbert"))) == 0
+    assert "4 of 6 runs finished earlier; skipped" in capsys.readouterr().out
+    assert (out / "Breakout-seed0" / "model.pt").stat().st_mtime_ns == before
+    assert "| Breakout | 1.7 | 30.5 | 3/3 |" in (out / "games.md").read_text()
+
+
+def test_a_run_that_ends_no_game_is_reported_but_not_counted(tmp_path):
+    out = tmp_path / "games"
+    assert rl.main(["--benchmark-games", "pong", "--seeds", "0", "--total-steps", "600",
+                    "--num-envs", "2", "--learning-starts", "100", "--out", str(out)]) == 0
+    report = (out / "games.md").read_text()
+    assert "| Pong | -20.7 | 14.6 | 0/1 | – | – |" in report
+    assert "no game ended within the budget: not counted" in report and "IQM" not in report
+
+
+def test_games_benchmark_through_submitit_local_jobs(tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "games"
+    assert rl.main([*benchmark_args(out, "--seeds", "0", "1"), "--submitit", "local",
+                    "--submitit-param", "timeout_min=10"]) == 0
+    assert "| Breakout | 1.7 | 30.5 | 2/2 |" in (out / "games.md").read_text()
+    assert rl.load_checkpoint(out / "Breakout-seed1")["progress"]["env_step"] == 3000
+    assert list((out / "submitit").iterdir())   # the jobs' own folders, submitit's logs
+
+
+def test_a_submitit_job_passes_a_stop_on_to_its_run_once(tmp_path):
+    # submitit cancels a local job with SIGINT; the job hands its run one SIGTERM: it saves
+    run = tmp_path / "run"
+    command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
+               "10000000", "--num-envs", "2", "--learning-starts", "200", "--out", str(run)]
+    job = subprocess.Popen([sys.executable, "-c", "import sys, breakout_rl; "
+                            f"sys.exit(breakout_rl.run_pair({command!r}, 'job.log'))"],
+                           cwd=tmp_path, env={**os.environ,
+                                              "PYTHONPATH": str(Path(rl.__file__).parent)})
+    deadline = time.time() + 60
+    while not ((run / "history.csv").exists() and read_history(run)):
+        assert job.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    job.send_signal(signal.SIGINT)
+    job.send_signal(signal.SIGINT)   # a second one is not passed on (it would cut the save)
+    assert job.wait(timeout=60) == 143
+    assert rl.load_checkpoint(run)["progress"]["games"] >= 1
+    assert "saving" in (tmp_path / "job.log").read_text()
+
+
+def test_submitit_parameters_default_to_one_runs_needs_and_take_key_value():
+    cfg = rl.DQNConfig(total_steps=600_000)   # 600,000 / 500 steps/s = 20 minutes, + 15
+    assert rl.submitit_parameters(None, cfg) == {"name": "breakout_rl", "cpus_per_task": 2,
+                                                 "mem_gb": 8, "timeout_min": 35}
+    given = rl.submitit_parameters(["slurm_partition=cpu", "mem_gb=4.5", "cpus_per_task=4"], cfg)
+    assert given["slurm_partition"] == "cpu" and given["mem_gb"] == 4.5
+    assert given["cpus_per_task"] == 4 and given["timeout_min"] == 35
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--benchmark-games", "cartpole"], "Atari games"),
     (["--benchmark-games", "pong", "--algo", "pg"], "DQN from RAM"),
     (["--benchmark-games", "pong", "--lr", "-1"], "--lr"),
-    (["--benchmark-games", "pong", "--jobs", "0"], "--jobs")])
+    (["--benchmark-games", "pong", "--jobs", "0"], "--jobs"),
+    (["--benchmark-games", "pong", "--seed", "3"], "--seeds"),
+    (["--benchmark-games", "pong", "--seeds", "-1"], "--seeds"),
+    (["--benchmark-games", "pong", "--submitit-param", "mem_gb=4"], "--submitit local"),
+    (["--benchmark-games", "pong", "--submitit", "local", "--submitit-param", "mem_gb"],
+     "KEY=VALUE")])
 def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
     assert rl.main([*argv, "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "g").exists()
+
+
+def test_games_benchmark_never_writes_into_a_folder_it_does_not_own(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    assert rl.main(benchmark_args(tmp_path / "mine")) == 2
+    assert "not an empty folder or a benchmark" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "mine") == ["thesis.tex"]
+    # a benchmark folder continues only with the flags it was made with
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "benchmark.json").write_text(json.dumps(
+        {"flags": ["--total-steps", "9"], "exit": {}}))
+    assert rl.main(benchmark_args(tmp_path / "bench")) == 2
+    err = capsys.readouterr().err
+    assert "other flags (--total-steps 9)" in err and err.count("\n") == 1
+    assert os.listdir(tmp_path / "bench") == ["benchmark.json"]
+
+
+# The statistics, against cases worked out by hand.
+def test_human_normalised_score_uses_dqn_zoos_random_and_human():
+    assert rl.human_normalised("Breakout", 30.5) == pytest.approx(1.0)
+    assert rl.human_normalised("Breakout", 1.7) == pytest.approx(0.0)
+    assert rl.human_normalised("Pong", -3.05) == pytest.approx(0.5)   # halfway −20.7 … 14.6
+    assert math.isnan(rl.human_normalised("Tetris", 10.0))   # not in the 57
+    assert len(rl.ATARI_RANDOM_HUMAN) == 57
+    assert not set(rl.HELD_OUT_GAMES) & set(rl.TUNING_GAMES)
+    assert set(rl.HELD_OUT_GAMES) | set(rl.TUNING_GAMES) <= set(rl.ATARI_RANDOM_HUMAN)
+
+
+def test_interquartile_mean_drops_a_quarter_at_each_end():
+    assert rl.interquartile_mean(np.arange(1.0, 9.0)) == pytest.approx(4.5)  # mean of 3 4 5 6
+    assert rl.interquartile_mean(np.array([1.0, 2.0, 100.0])) == pytest.approx(103 / 3)  # 3//4=0
+    # NaN pads a game with fewer seeds: left out
+    padded = np.array([[8.0, 1.0, np.nan, 2.0, 7.0, 3.0, 6.0, 4.0, 5.0]])
+    assert rl.interquartile_mean(padded)[0] == pytest.approx(4.5)
+    runs = np.array([[0.0, 1.0, 2.0], [10.0, 11.0, np.nan]])   # pooled: 0 1 2 10 11 → 1, 2, 10
+    assert rl.AGGREGATES["IQM"](runs) == pytest.approx(13 / 3)
+    assert rl.AGGREGATES["median"](runs) == pytest.approx((1.0 + 10.5) / 2)
+    assert rl.AGGREGATES["mean"](runs) == pytest.approx((1.0 + 10.5) / 2)
+
+
+def test_bootstrap_interval_of_one_game_with_two_runs():
+    # runs 0 and 1: a resample's mean is 0, 0.5 or 1 with probability 1/4, 1/2, 1/4; the middle
+    # 95% of the draws spans 0 … 1, the middle 40% (percentiles 30 … 70) only 0.5
+    mean = rl.AGGREGATES["mean"]
+    assert rl.stratified_bootstrap([[0.0, 1.0]], mean) == pytest.approx((0.5, 0.0, 1.0))
+    assert rl.stratified_bootstrap([[0.0, 1.0]], mean, level=0.4) == pytest.approx(
+        (0.5, 0.5, 0.5))
+
+
+def test_stratified_bootstrap_resamples_within_each_game():
+    # game A's runs 0, 0 always average 0; game B's 1, 3 average 1, 2 or 3 (p 1/4, 1/2, 1/4):
+    # the median of the two game means is 0.5, 1 or 1.5. Pooling the runs across games would
+    # also draw means like 1.5 for A and reach 0.25 or 2.
+    median = rl.AGGREGATES["median"]
+    assert rl.stratified_bootstrap([[0.0, 0.0], [1.0, 3.0]], median) == pytest.approx(
+        (1.0, 0.5, 1.5))
+    assert rl.stratified_bootstrap([[0.0, 0.0], [1.0, 3.0]], median, level=0.4) == pytest.approx(
+        (1.0, 1.0, 1.0))
+
+
+def test_performance_profile_weights_each_game_equally():
+    profile = rl.score_profile(np.array([0.0, 1.0, 2.5]))
+    runs = np.array([[0.5, 2.0], [1.5, np.nan]])   # game 1: two runs, game 2: one
+    # τ=0: every run above; τ=1: half of game 1's, all of game 2's → 0.75; τ=2.5: none
+    assert profile(runs) == pytest.approx([1.0, 0.75, 0.0])
+
+
+def test_mean_at_step_is_the_last_100_games_finished_by_then():
+    rows = [{"env_step": str(100 * k), "score": str(k)} for k in range(1, 151)]
+    assert math.isnan(rl.mean_at_step(rows, 99))
+    assert rl.mean_at_step(rows, 250) == pytest.approx(1.5)   # games 1 and 2
+    assert rl.mean_at_step(rows, 15_000) == pytest.approx(100.5)   # games 51 … 150
 
 
 @pytest.mark.parametrize("extra", [[], ["--num-envs", "2"]])
@@ -2285,4 +2454,5 @@ def test_list_envs_names_atari_games_and_discrete_envs(capsys):
     assert rl.main(["--list-envs"]) == 0
     out = capsys.readouterr().out
     assert "Breakout" in out and "Pong" in out and "CartPole-v1" in out
+    assert "Breakout 1.7/30.5" in out and "Pong -20.7/14.6" in out   # random/human
     assert "Pendulum" not in out and "Blackjack-v1" not in out   # continuous / tuple spaces
