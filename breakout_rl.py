@@ -3044,24 +3044,34 @@ def game_summaries(results):
     return list(summaries.values())
 
 
-def aggregate_lines(summaries):
-    """The report's lines across games: median, mean and IQM of HNS with intervals, over all
-    games and, where the benchmark mixes them, over the tuning and the held-out games apart."""
-    scored = [s for s in summaries if s["done"] and math.isfinite(s["random"])]
+def game_groups(scored):
+    """[(label, games' summaries)]: all games, then the tuning and the held-out games apart
+    where the benchmark mixes them."""
     groups = [("all games", scored)]
     for label, games in (("the games the defaults were chosen on", TUNING_GAMES),
                          ("held-out games (never tuned on)", HELD_OUT_GAMES)):
         part = [s for s in scored if s["game"] in games]
         if part and len(part) < len(scored):
             groups.append((label, part))
+    return groups
+
+
+def aggregate_lines(summaries):
+    """The report's lines across games: median, mean and IQM of HNS with intervals, over all
+    games and, where the benchmark mixes them, over the tuning and the held-out games apart."""
+    scored = [s for s in summaries if s["done"] and math.isfinite(s["random"])]
     lines = []
-    for label, group in groups if scored else []:
+    for label, group in game_groups(scored) if scored else []:
         per_game = [[r["hns"] for r in s["done"]] for s in group]
         runs = sum(len(scores) for scores in per_game)
         lines += [f"{label.capitalize()}: {len(group)} game(s), {runs} finished run(s) (95% "
                   "stratified-bootstrap intervals, 2,000 draws):", ""]
+        if max(map(len, per_game)) == 1:
+            lines[-2] = lines[-2].replace("(95% stratified-bootstrap intervals, 2,000 draws)",
+                                          "(one run per game: no intervals)")
         for name, statistic in AGGREGATES.items():
-            interval = interval_text(*stratified_bootstrap(per_game, statistic), 2)
+            point, low, high = stratified_bootstrap(per_game, statistic)
+            interval = interval_text(point, low, high, 2) if runs > len(group) else f"{point:.2f}"
             lines.append(f"- {name} HNS: **{interval}**")
         lines.append("")
     return lines[:-1]
@@ -3086,8 +3096,10 @@ def write_games_report(results, folder, command, budget):
              "| game | random | human | finished runs | score | HNS | score per seed |",
              "|---|---|---|---|---|---|---|"]
     for s in summaries:
-        if s["done"]:
+        if len(s["done"]) > 1:
             score, hns = interval_text(*s["score"], 1), interval_text(*s["hns"], 2)
+        elif s["done"]:   # one run: no interval to give
+            score, hns = f"{s['score'][0]:.1f} (1 run)", f"{s['hns'][0]:.2f} (1 run)"
         else:
             score = hns = "–"
         per_seed = ", ".join(f"{r['score']:.1f}" for r in s["done"])
@@ -3128,7 +3140,10 @@ def draw_games_chart(summaries, path):
         points = np.array([s["hns"][0] for s in shown])
         errors = np.array([[s["hns"][0] - s["hns"][1] for s in shown],
                            [s["hns"][2] - s["hns"][0] for s in shown]])
-        ax.barh(names, points, xerr=errors, color="tab:blue", ecolor="black", capsize=3)
+        colours = ["tab:orange" if name in HELD_OUT_GAMES else "tab:blue" for name in names]
+        ax.barh(names, points, xerr=errors, color=colours, ecolor="black", capsize=3)
+        if set(names) & set(HELD_OUT_GAMES):
+            ax.barh([names[0]], [0], color="tab:orange", label="held out (never tuned on)")
         for y, s in enumerate(shown):
             ax.text(max(s["hns"][2], 0) * 1.15 + 0.05, y, f"{s['hns'][0]:.2f}", va="center",
                     fontsize=8)
@@ -3146,32 +3161,37 @@ def draw_games_chart(summaries, path):
 
 def draw_aggregates(finished, budget, path):
     """Left: IQM HNS against agent steps with its 95% band (sample efficiency). Right: the
-    performance profile, the fraction of runs scoring above each HNS τ, with its band."""
+    performance profile, the fraction of runs scoring above each HNS τ, with its band. One
+    colour per group of games (all; and the tuning and held-out games apart, where mixed)."""
     steps = np.linspace(budget / 20, budget, 20)
-    # the same bootstrap seed at every step resamples the same seeds: a band of whole curves.
-    # (A step before a run's first game has no score: NaN, left out; numpy warns of it.)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        curve = np.array([stratified_bootstrap(
-            [[human_normalised(s["game"], mean_at_step(r["history"], step)) for r in s["done"]]
-             for s in finished], AGGREGATES["IQM"]) for step in steps])
-    final = [[r["hns"] for r in s["done"]] for s in finished]
-    taus = np.linspace(0, max(2.0, *(max(scores) for scores in final)), 101)
-    profile = stratified_bootstrap(final, score_profile(taus))
-    with png_figure(path, (11, 4), ncols=2) as (left, right):
-        left.plot(steps, curve[:, 0], color="tab:blue", label="IQM")
-        left.fill_between(steps, curve[:, 1], curve[:, 2], color="tab:blue", alpha=0.25,
-                          label="95% interval")
+    groups = game_groups(finished)
+    top = max(r["hns"] for s in finished for r in s["done"])
+    taus = np.linspace(0, max(2.0, top), 201)
+    with png_figure(path, (12, 4.5), ncols=2) as (left, right):
+        for (label, group), colour in zip(groups, ("black", "tab:blue", "tab:orange")):
+            name = f"{label} ({len(group)})"
+            # the same bootstrap seed at every step resamples the same seeds: a band of whole
+            # curves. (A step before a run's first game has no score: NaN, left out.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                curve = np.array([stratified_bootstrap(
+                    [[human_normalised(s["game"], mean_at_step(r["history"], step))
+                      for r in s["done"]] for s in group], AGGREGATES["IQM"]) for step in steps])
+            left.plot(steps, curve[:, 0], color=colour, label=name)
+            left.fill_between(steps, curve[:, 1], curve[:, 2], color=colour, alpha=0.2)
+            profile = stratified_bootstrap([[r["hns"] for r in s["done"]] for s in group],
+                                           score_profile(taus))
+            right.plot(taus, profile[0], color=colour, label=name)
+            right.fill_between(taus, profile[1], profile[2], color=colour, alpha=0.2)
         left.set(xlabel="agent steps", ylabel="IQM human-normalised score",
-                 title=f"sample efficiency: IQM over {len(finished)} game(s)")
-        left.legend(loc="upper left")
-        right.plot(taus, profile[0], color="tab:orange", label="fraction of runs")
-        right.fill_between(taus, profile[1], profile[2], color="tab:orange", alpha=0.25,
-                           label="95% interval")
+                 title="sample efficiency: IQM HNS (band: 95% interval)")
+        left.legend(loc="upper left", fontsize=8)
         right.axvline(1, color="tab:green", ls="--", lw=0.8, label="human (HNS 1)")
-        right.set(xlabel="human-normalised score τ", ylabel="fraction of runs with score > τ",
-                  title="performance profile (end of training)", ylim=(0, 1.02))
-        right.legend(loc="upper right")
+        right.set_xscale("symlog", linthresh=1.0)
+        right.set(xlabel="human-normalised score τ (symlog axis)",
+                  ylabel="fraction of runs with HNS > τ", ylim=(0, 1.02),
+                  title="performance profile at the end (band: 95% interval)")
+        right.legend(loc="upper right", fontsize=8)
 
 
 def stop_when_parent_dies():

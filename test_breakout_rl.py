@@ -2305,6 +2305,16 @@ def test_performance_profile_weights_each_game_equally():
     assert profile(runs) == pytest.approx([1.0, 0.75, 0.0])
 
 
+def test_one_run_per_game_gives_numbers_without_intervals():
+    results = [{"game": game, "seed": 0, "score": score, "hns": rl.human_normalised(game, score),
+                "status": "ok", "games": 3, "history": [], "steps": 10, "minutes": 0.0}
+               for game, score in (("Breakout", 30.5), ("Qbert", 163.9))]   # HNS 1 and 0
+    lines = rl.aggregate_lines(rl.game_summaries(results))
+    assert lines[0] == "All games: 2 game(s), 2 finished run(s) (one run per game: no intervals):"
+    assert "- median HNS: **0.50**" in lines and "- IQM HNS: **0.50**" in lines
+    assert "- median HNS: **1.00**" in lines and "- median HNS: **0.00**" in lines  # the two sets
+
+
 def test_mean_at_step_is_the_last_100_games_finished_by_then():
     rows = [{"env_step": str(100 * k), "score": str(k)} for k in range(1, 151)]
     assert math.isnan(rl.mean_at_step(rows, 99))
