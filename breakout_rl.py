@@ -3902,6 +3902,8 @@ def run_games_benchmark(args):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot write to --out {folder}: {first_line(error)}") from None
+    if args.submitit:   # a job may start in another folder: give it absolute paths
+        folder = folder.resolve()
     lock = RunLock(folder).acquire()   # one benchmark at a time in a folder
     try:
         launcher = (SubmititJobs(args.submitit, folder, parameters) if args.submitit
