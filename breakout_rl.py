@@ -2575,7 +2575,7 @@ def train_pg(cfg, out_dir, resume_from=None):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 15. Checkpoints, evaluation, plots, GIFs and benchmarks
+# 15. Checkpoints, evaluation, plots, GIFs and speed benchmarks
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # A checkpoint is rebuilt from what model.pt stores (config, env id, shapes), on the CPU whatever
 # device trained it. Checkpoints found online are untrusted: torch.load(weights_only=True) only
@@ -2882,9 +2882,13 @@ def benchmark_training(cfg, seconds=30.0):
             raw_env_rate(cfg, 1, raw_seconds))
 
 
-# The games benchmark: DQN from RAM on several Atari games × seeds for the same budget, each
-# (game, seed) pair one training run, and a report a paper could use. Scores are human-normalised:
-# HNS = (score − random) / (human − random); HNS 0 plays like random, 1 like a human tester.
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 16. The games benchmark: many games × seeds, with intervals, here or on a cluster
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# DQN from RAM on several Atari games × seeds for the same budget, each (game, seed) pair one
+# training run (the same command a student types, so the same loop), and a report a paper could
+# use. Scores are human-normalised: HNS = (score − random) / (human − random); HNS 0 plays like
+# random, 1 like a human tester.
 #
 # The random and human scores of the 57 games of the standard suite, from DeepMind's DQN Zoo
 # (dqn_zoo/atari_data.py: random and professional-human testers, up to 30 no-ops at the start,
@@ -3005,6 +3009,15 @@ def run_steps(run_dir):
     return load_checkpoint(run_dir)["progress"]["env_step"]
 
 
+def live_steps(run_dir):
+    """Agent steps a running run has reached, for the progress line: its last finished game's
+    step, or its checkpoint's where that is later (a checkpoint comes only every 50 games, far
+    apart in a game with long episodes)."""
+    history = run_dir / "history.csv"
+    rows = read_history(history) if history.is_file() else []
+    return max(run_steps(run_dir), int(rows[-1]["env_step"]) if rows else 0)
+
+
 def pair_name(env_id, seed):
     """The run folder (and log) name of one (game, seed) pair: 'Breakout-seed0'."""
     return f"{game_name(env_id)}-seed{seed}"
@@ -3014,10 +3027,9 @@ def run_result(env_id, seed, run_dir, status):
     """One run of the report, from its history.csv and checkpoint."""
     history = run_dir / "history.csv"
     rows = read_history(history) if history.is_file() else []
-    scores = [float(row["score"]) for row in rows]
-    mean = float(np.mean(scores[-100:])) if scores else math.nan
+    mean = mean_at_step(rows, math.inf)   # the last 100 games
     return {"game": game_name(env_id), "seed": seed, "score": mean,
-            "hns": human_normalised(game_name(env_id), mean), "games": len(scores),
+            "hns": human_normalised(game_name(env_id), mean), "games": len(rows),
             "steps": run_steps(run_dir), "history": rows,
             "minutes": float(rows[-1]["seconds"]) / 60 if rows else 0.0, "status": status}
 
@@ -3087,7 +3099,7 @@ def run_note(r):
 def write_games_report(results, folder, command, budget):
     """games.md (tables, intervals, the command), results.csv (one row per run), games.png
     (HNS per game with intervals) and, once runs finished, aggregates.png (IQM HNS against
-    agent steps; the performance profile)."""
+    agent steps; the performance profile). Returns the report's lines across games."""
     summaries = game_summaries(results)
     lines = [f"`{command}`", "",
              "Score: the mean over seeds of each run's last 100 games; HNS = (score − random) / "
@@ -3129,6 +3141,7 @@ def write_games_report(results, folder, command, budget):
     if finished:
         replace_file(folder / "aggregates.png",
                      lambda path: draw_aggregates(finished, budget, path))
+    return aggregates
 
 
 def draw_games_chart(summaries, path):
@@ -3389,11 +3402,20 @@ def pair_command(env_id, seed, run_dir, child_flags):
             str(run_dir), "--no-gif-at-end", "--log-every", "60", *child_flags]
 
 
+def progress_text(finished, total, running, seconds, new_steps, steps_left):
+    """The benchmark's progress line: runs finished of `total`, the runs going now, minutes so
+    far, and an ETA at the rate of the `new_steps` trained in these `seconds`."""
+    rate = new_steps / seconds if seconds > 0 else 0
+    eta = f", ETA {steps_left / rate / 60:.0f} min" if rate > 0 and running else ""
+    return (f"games benchmark: {finished}/{total} runs finished, running "
+            f"{', '.join(running) or '-'} | {seconds / 60:.1f} min{eta}")
+
+
 def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_every=30.0):
     """Train DQN on each (env_id, seed) pair into folder/GAME-seedN (its log GAME-seedN.log),
     `jobs` at a time through `launcher`, then write the report. Pairs that finished in an
     earlier benchmark on this folder are skipped, interrupted ones resume from their
-    checkpoints. Returns the report's runs.
+    checkpoints. Returns the report's runs and its lines across games.
 
     child_flags: the command-line flags every run gets (budget, hyperparameters); budget: the
     agent steps each run trains for (for the progress line and the curves)."""
@@ -3444,15 +3466,12 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
             if time.time() - last_log >= log_every or not (pending or running):
                 for pair in running:
                     with contextlib.suppress(Exception):  # a checkpoint being replaced
-                        steps_of[pair] = run_steps(folder / pair_name(*pair))
-                done_steps, elapsed = sum(steps_of.values()), time.time() - start
-                left = budget * len(pairs) - done_steps
-                rate = (done_steps - steps_at_start) / elapsed if elapsed else 0
-                eta = f", ETA {left / rate / 60:.0f} min" if rate > 0 and running else ""
-                finished = sum(status == "ok" for status in statuses.values())
-                print(f"games benchmark: {finished}/{len(pairs)} runs finished, running "
-                      f"{', '.join(pair_name(*p) for p in running) or '-'} | "
-                      f"{elapsed / 60:.1f} min{eta}", flush=True)
+                        steps_of[pair] = live_steps(folder / pair_name(*pair))
+                done_steps = sum(steps_of.values())
+                print(progress_text(sum(status == "ok" for status in statuses.values()),
+                                    len(pairs), [pair_name(*p) for p in running],
+                                    time.time() - start, done_steps - steps_at_start,
+                                    budget * len(pairs) - done_steps), flush=True)
                 last_log = time.time()
             time.sleep(0.5)
     finally:
@@ -3466,14 +3485,14 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
                               statuses[pair_name(env_id, seed)]) for env_id, seed in pairs]
         games = list(dict.fromkeys(game_name(env_id) for env_id, _ in pairs))
         seeds = list(dict.fromkeys(seed for _, seed in pairs))
-        write_games_report(results, folder, " ".join(
+        aggregates = write_games_report(results, folder, " ".join(
             ["python breakout_rl.py", "--benchmark-games", *games,
              "--seeds", *map(str, seeds), *child_flags]), budget)
-    return results
+    return results, aggregates
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 16. Command line
+# 17. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # The training flags are generated from the two config dataclasses; --help lists the algorithms'
 # hyperparameters first, then the run options. A flag that only one algorithm has is refused for
@@ -3876,7 +3895,10 @@ def benchmark_folder(args, child_flags):
             raise ValueError(f"--out {folder} holds a benchmark trained with other flags "
                              f"({' '.join(flags) or 'none'}); give the same flags to continue "
                              "it, or a new --out")
-    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    # a folder that holds only run.lock is one a benchmark was killed in before it wrote
+    # anything (if that benchmark still runs, its lock refuses this one)
+    elif folder.exists() and (not folder.is_dir()
+                              or any(f.name != "run.lock" for f in folder.iterdir())):
         raise ValueError(f"--out {folder} exists and is not an empty folder or a benchmark")
     return folder
 
@@ -3913,14 +3935,14 @@ def run_games_benchmark(args):
               f"{len({s for _, s in pairs})} seed(s)), {jobs} at a time {where}, writing to "
               f"{folder}", flush=True)
         with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, the report stays
-            results = benchmark_games(pairs, folder, child_flags, launcher, jobs,
-                                      cfg.total_steps)
+            results, aggregates = benchmark_games(pairs, folder, child_flags, launcher, jobs,
+                                                  cfg.total_steps)
     finally:
         lock.release()
     for r in results:
         print(f"  {r['game'] + '-seed' + str(r['seed']):<22} mean {r['score']:8.1f}  HNS "
               f"{r['hns']:6.2f}  {r['steps']:>10,} steps  {r['minutes']:5.1f} min  {r['status']}")
-    for line in aggregate_lines(game_summaries(results)):
+    for line in aggregates:
         if line:
             print(line.replace("**", ""))
     print(f"wrote {folder / 'games.md'}, results.csv and the pictures")

@@ -2254,6 +2254,28 @@ def test_games_benchmark_never_writes_into_a_folder_it_does_not_own(tmp_path, ca
     assert "other flags (--total-steps 9)" in err and err.count("\n") == 1
     assert os.listdir(tmp_path / "bench") == ["benchmark.json"]
 
+    # a folder a benchmark was killed in before it wrote anything holds only run.lock: that
+    # is not the user's, and the benchmark takes it (a thesis beside a run.lock is still theirs)
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "run.lock").write_text("12345")
+    args = rl.build_parser().parse_args(["--out", str(tmp_path / "killed")])
+    assert rl.benchmark_folder(args, []) == tmp_path / "killed"
+    (tmp_path / "mine" / "run.lock").write_text("12345")
+    args = rl.build_parser().parse_args(["--out", str(tmp_path / "mine")])
+    with pytest.raises(ValueError, match="not an empty folder or a benchmark"):
+        rl.benchmark_folder(args, [])
+
+
+def test_games_benchmark_progress_line_has_an_eta_from_this_sessions_rate():
+    # 1,000 new steps in 120 s is 25/3 steps/s; 6,000 steps left take 720 s = 12 min
+    line = rl.progress_text(1, 4, ["Pong-seed0", "Qbert-seed0"], 120.0, 1000, 6000)
+    assert line == ("games benchmark: 1/4 runs finished, running Pong-seed0, Qbert-seed0 | "
+                    "2.0 min, ETA 12 min")
+    # nothing trained yet (all resumed runs just started) or nothing running: no ETA
+    assert rl.progress_text(0, 2, ["Pong-seed0"], 0.0, 0, 10).endswith("| 0.0 min")
+    assert rl.progress_text(2, 2, [], 60.0, 500, 0) == (
+        "games benchmark: 2/2 runs finished, running - | 1.0 min")
+
 
 # The statistics, against cases worked out by hand.
 def test_human_normalised_score_uses_dqn_zoos_random_and_human():
@@ -2321,6 +2343,15 @@ def test_mean_at_step_is_the_last_100_games_finished_by_then():
     assert rl.mean_at_step(rows, 250) == pytest.approx(1.5)   # games 1 and 2
     assert rl.mean_at_step(rows, 15_000) == pytest.approx(100.5)   # games 51 … 150
 
+
+
+def test_a_running_runs_steps_come_from_its_last_game_or_its_checkpoint(tmp_path, monkeypatch):
+    assert rl.live_steps(tmp_path) == 0   # nothing written yet
+    (tmp_path / "history.csv").write_text("episode,env_step,score,seconds\n"
+                                          "1,19286,1000.0,13.9\n2,22131,2000.0,15.9\n")
+    assert rl.live_steps(tmp_path) == 22131   # no checkpoint yet: the last game's step
+    monkeypatch.setattr(rl, "run_steps", lambda run_dir: 30000)
+    assert rl.live_steps(tmp_path) == 30000   # a checkpoint later than the last game
 
 @pytest.mark.parametrize("extra", [[], ["--num-envs", "2"]])
 def test_training_benchmark_reports_training_beside_the_raw_env(capsys, extra):
