@@ -2298,6 +2298,8 @@ def test_interquartile_mean_drops_a_quarter_at_each_end():
     assert rl.AGGREGATES["IQM"](runs) == pytest.approx(13 / 3)
     assert rl.AGGREGATES["median"](runs) == pytest.approx((1.0 + 10.5) / 2)
     assert rl.AGGREGATES["mean"](runs) == pytest.approx((1.0 + 10.5) / 2)
+    # a game's score is the mean of its seeds, not their median: 0, 0, 3 → 1 (median 0)
+    assert rl.AGGREGATES["median"](np.array([[0.0, 0.0, 3.0]])) == pytest.approx(1.0)
 
 
 def test_bootstrap_interval_of_one_game_with_two_runs():
@@ -2307,6 +2309,10 @@ def test_bootstrap_interval_of_one_game_with_two_runs():
     assert rl.stratified_bootstrap([[0.0, 1.0]], mean) == pytest.approx((0.5, 0.0, 1.0))
     assert rl.stratified_bootstrap([[0.0, 1.0]], mean, level=0.4) == pytest.approx(
         (0.5, 0.5, 0.5))
+    # the middle 60% (percentiles 20 … 80) still reaches both ends: a quarter of the draws
+    # are 0 and a quarter 1
+    assert rl.stratified_bootstrap([[0.0, 1.0]], mean, level=0.6) == pytest.approx(
+        (0.5, 0.0, 1.0))
 
 
 def test_stratified_bootstrap_resamples_within_each_game():
@@ -2325,6 +2331,8 @@ def test_performance_profile_weights_each_game_equally():
     runs = np.array([[0.5, 2.0], [1.5, np.nan]])   # game 1: two runs, game 2: one
     # τ=0: every run above; τ=1: half of game 1's, all of game 2's → 0.75; τ=2.5: none
     assert profile(runs) == pytest.approx([1.0, 0.75, 0.0])
+    # "above" is strict: a run at exactly τ is not above it (Agarwal et al.'s P(score > τ))
+    assert rl.score_profile(np.array([2.0]))(np.array([[2.0, 3.0]])) == pytest.approx([0.5])
 
 
 def test_one_run_per_game_gives_numbers_without_intervals():
