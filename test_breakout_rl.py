@@ -2081,7 +2081,7 @@ def test_games_benchmark_runs_every_game_seed_pair_once_in_a_folder_of_its_own(t
                                                                               monkeypatch):
     calls = []
     monkeypatch.setattr(rl, "benchmark_games", lambda pairs, folder, *rest: calls.append(
-        (pairs, folder)) or [])
+        (pairs, folder)) or ([], []))
     monkeypatch.setattr(rl.time, "strftime", lambda fmt: "20261203-120000")
     (tmp_path / "runs" / "games-20261203-120000").mkdir(parents=True)   # started this second
     assert rl.main(["--benchmark-games", "breakout", "Breakout", "pong"]) == 0
@@ -2343,6 +2343,10 @@ def test_one_run_per_game_gives_numbers_without_intervals():
     assert lines[0] == "All games: 2 game(s), 2 finished run(s) (one run per game: no intervals):"
     assert "- median HNS: **0.50**" in lines and "- IQM HNS: **0.50**" in lines
     assert "- median HNS: **1.00**" in lines and "- median HNS: **0.00**" in lines  # the two sets
+    # games of one set only: "all games" is that set, not printed twice
+    lines = rl.aggregate_lines(rl.game_summaries(results[:1]))
+    assert [line for line in lines if line.endswith(":")] == [
+        "All games: 1 game(s), 1 finished run(s) (one run per game: no intervals):"]
 
 
 def test_mean_at_step_is_the_last_100_games_finished_by_then():
