@@ -6,8 +6,9 @@ What this file teaches
   the screen: a small MLP ``QNetwork``, a preallocated ``ReplayBuffer``, an ``Agent`` that acts
   ε-greedily and learns from a TD target computed with a separate target network. By default the
   target is Double DQN's (van Hasselt et al. 2016); ``--no-double-dqn`` gives the Nature paper's.
-* Two refinements, one flag each: a dueling head (``--dueling``, Wang et al. 2016) and
-  prioritized replay on a numpy sum tree (``--prioritized``, Schaul et al. 2016).
+* Two refinements, one flag each: a dueling head (``--dueling``, Wang et al. 2016; on by default
+  for Atari from RAM) and prioritized replay on a numpy sum tree (``--prioritized``, Schaul et
+  al. 2016).
 * **REINFORCE** (Williams 1992) written by hand in numpy: a ``LogisticPolicy`` for two-action
   problems such as CartPole, with the gradient of log π derived on paper and coded line by line,
   and its n-action generalisation ``SoftmaxPolicy`` (picked automatically, e.g. for Breakout).
@@ -383,11 +384,11 @@ class Agent:
         network: the online network to use instead of a QNetwork (e.g. a ConvQNetwork).
         memory: the replay buffer to use instead of a ReplayBuffer (e.g. FrameStackReplayBuffer).
     The defaults learn Breakout from RAM in a one-env homework loop (a few hundred thousand
-    steps). `python breakout_rl.py --algo dqn` (32 envs at once, 4M steps) makes
+    steps). `python breakout_rl.py --algo dqn` (32 envs at once, 3M steps) makes
         Agent(128, 4, seed=0, buffer_size=1_000_000, batch_size=256, learning_starts=20_000,
-              train_every=8, eps_end=0.01)
-    i.e. a bigger buffer and batch for a longer run; with one env on one core, batches of 256
-    cost about 3× the time per step, so a homework loop keeps the defaults.
+              train_every=4, eps_end=0.01, dueling=True)
+    i.e. a bigger buffer and batch for a longer run, and a dueling head; with one env on one
+    core, batches of 256 cost about 3× the time per step, so a homework loop keeps the defaults.
     """
 
     def __init__(self, state_size, action_size, seed=0, *, hidden_sizes=(256, 256), lr=1e-4,
@@ -712,6 +713,8 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
 # * dueling=True (--dueling): QNetwork ends in a value head V(s) and an advantage head A(s, ·),
 #   Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′) (Wang et al. 2016; the line is in QNetwork).
 # * prioritized=True (--prioritized): the PrioritizedReplayBuffer below replaces the uniform one.
+# Agent's defaults keep both off, so a first reading meets the plain DQN; the command line turns
+# the dueling head on for Atari from RAM (ENV_DEFAULTS, section 11, says why).
 #
 # Prioritized replay (Schaul et al. 2016). Uniform sampling replays a transition the network
 # already predicts well as often as one it gets badly wrong. Instead, transition i is sampled
@@ -1335,7 +1338,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
 # Every hyperparameter lives in one dataclass per algorithm, each field with a line of help; the
 # command line is generated from these fields. DQN's hyperparameters take their defaults from
 # Agent's signature, so each default is written exactly once; ENV_DEFAULTS then adapts them per
-# environment (e.g. a 1M-transition buffer for a 4M-step Atari run), and the flags given on the
+# environment (e.g. a 1M-transition buffer for a 3M-step Atari run), and the flags given on the
 # command line come last.
 
 CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
@@ -1495,19 +1498,25 @@ ALGOS = {"dqn": DQNConfig, "pg": PGConfig}
 # environment ("atari" covers every ALE game from RAM; "atari pixels" with --obs pixels), then the
 # flags given on the command line, and prints the hyperparameters it ends up with.
 ENV_DEFAULTS = {
-    # Atari from RAM, a 4M-step run: Nature's 1M buffer (256 MB of uint8 RAM pairs) and 20k steps
-    # of random play before learning. A gradient step on 256 transitions every 8 agent steps
-    # replays each transition 32 times on average (Nature: 32 every 4, i.e. 8 times): the agent
-    # gets more out of each step it plays. Measured on Breakout (results.md), the 100-game mean
-    # at 2M agent steps was 101 with batches of 256, 80 with 128 and 68 with 64; a bigger
-    # batch costs time per gradient step, but far less than playing more steps would.
-    # 32 games are played at once (--num-envs): worker processes step them while this process
-    # learns.
+    # Atari from RAM, a 3M-step run: Nature's 1M buffer (256 MB of uint8 RAM pairs) and 20k steps
+    # of random play before learning. A gradient step on 256 transitions every 4 agent steps
+    # replays each transition 64 times on average (Nature: 32 every 4, i.e. 8 times): the agent
+    # gets more out of each step it plays. With section 6's dueling head this reached a 100-game
+    # mean of 100 on Breakout within 1M agent steps on seeds 0, 1 and 2 (at 0.88M–0.94M); the
+    # previous default, no dueling and a step every 8, needed 1.5M to more than 2M (ablation.md),
+    # and 200 came at 1.96M / 1.88M (seeds 0, 1) instead of 3.2M–4.7M, hence 3M steps, not 4M.
+    # Twice the gradient steps halve the speed, so the wall time to 100 is about the same; on
+    # the five held-out games it scored at least as well per agent step. Measured on Breakout
+    # (results.md), the 100-game mean at 2M agent steps was 101 with batches of 256, 80 with
+    # 128 and 68 with 64: a bigger batch costs time per gradient step, but far less than playing
+    # more steps would. 32 games are played at once (--num-envs): worker processes step them
+    # while this process learns.
     # ε ends at 0.01 (Rainbow's and Dopamine's training ε): at 0.05 one action in 20 is random,
     # and a random move at the wrong moment loses a ball — agents trained at 0.05 averaged about
     # half in their training games of what they scored when evaluated at 0.01 (results.md).
-    ("dqn", "atari"): {"buffer_size": 1_000_000, "learning_starts": 20_000, "batch_size": 256,
-                       "train_every": 8, "num_envs": 32, "eps_end": 0.01},
+    ("dqn", "atari"): {"total_steps": 3_000_000, "buffer_size": 1_000_000,
+                       "learning_starts": 20_000, "batch_size": 256, "train_every": 4,
+                       "dueling": True, "num_envs": 32, "eps_end": 0.01},
     # CartPole: 4 floats, reward +1 per step up to 500. DQN learns it in tens of thousands of
     # steps, then tends to forget it: once the buffer holds few failures, Q stops telling the
     # two actions apart and the policy collapses (measured here: 478 → 100 at 150k steps with
@@ -2245,8 +2254,8 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
 # acting. Measured on one core here (the default RAM MLP, one torch thread): a gradient step on
 # B transitions takes about 0.75 + 0.0127·B ms (1.6 ms at 64, 4.0 ms at 256) and one Breakout
 # env step 0.35 ms, so with a gradient step every train_every agent steps, learning costs
-# s = (0.75 + 0.0127·B) / train_every / 0.35 env steps per agent step (1.4 for the Atari
-# default, 256 every 8). With W = C − 1 worker processes and L envs stepped here, both sides
+# s = (0.75 + 0.0127·B) / train_every / 0.35 env steps per agent step (2.9 for the Atari
+# default, 256 every 4). With W = C − 1 worker processes and L envs stepped here, both sides
 # finish a round together when s·N + L = (N − L) / W; where s·W ≥ 1 this process has enough
 # to do learning, and steps no env. Which process steps an env does not change what it
 # returns, so the split changes the speed of a run, never its result.
@@ -2777,6 +2786,10 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
     return scores
 
 
+# Config fields that say how a run is kept and shown, not what it learns.
+RUN_OPTIONS = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
+
+
 def compare_runs(run_dirs, to_path):
     """Overlay the 100-game means of several runs; labels are the config fields that differ."""
     runs = []
@@ -2787,9 +2800,8 @@ def compare_runs(run_dirs, to_path):
         checkpoint = load_checkpoint(run_dir)
         cfg = {"algo": checkpoint["algo"], **dataclasses.asdict(checkpoint["config"])}
         runs.append((run_dir, scores, cfg))
-    ignored = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
     # the settings every run has (a DQN and a PG run share few), where they differ
-    keys = sorted(set.intersection(*(set(cfg) for _, _, cfg in runs)) - ignored)
+    keys = sorted(set.intersection(*(set(cfg) for _, _, cfg in runs)) - RUN_OPTIONS)
     differing = [k for k in keys if len({str(cfg[k]) for _, _, cfg in runs}) > 1]
     labelled = [(scores, " ".join(f"{k}={cfg[k]}" for k in differing) or run_dir.name)
                 for run_dir, scores, cfg in runs]
@@ -3903,6 +3915,29 @@ def benchmark_folder(args, child_flags):
     return folder
 
 
+def check_same_hyperparameters(folder, pairs, child_flags):
+    """Refuse to continue a benchmark whose runs were trained with other hyperparameters than a
+    new run with the same flags gets now (the defaults changed since it started, e.g. a newer
+    breakout_rl.py): its report would mix the two settings."""
+    for env_id, seed in pairs:
+        config_path = folder / pair_name(env_id, seed) / "config.json"
+        if not config_path.is_file():
+            continue
+        try:
+            stored = json.loads(config_path.read_text())
+        except ValueError:
+            continue  # the run itself refuses an unreadable folder when it resumes
+        args = build_parser().parse_args(["--algo", "dqn", "--env", env_id, "--seed", str(seed),
+                                          *child_flags])
+        now = json.loads(json.dumps(dataclasses.asdict(config_from_args(args, "dqn"))))
+        differ = [f"{k}={stored[k]} (now {now[k]})" for k in sorted(set(now) - RUN_OPTIONS)
+                  if k in stored and stored[k] != now[k]]
+        if differ:
+            raise ValueError(f"--out {folder}: {config_path.parent.name} was trained with "
+                             f"{', '.join(differ)}: the defaults have changed since this "
+                             "benchmark started, and its report would mix them; use a new --out")
+
+
 def run_games_benchmark(args):
     """--benchmark-games: check the games and flags, then run benchmark_games."""
     pairs = benchmark_pairs(args)
@@ -3920,6 +3955,7 @@ def run_games_benchmark(args):
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     child_flags = training_flags(args)
     folder = benchmark_folder(args, child_flags)
+    check_same_hyperparameters(folder, pairs, child_flags)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

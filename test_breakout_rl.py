@@ -2239,6 +2239,32 @@ def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
     assert message in err and err.count("\n") == 1 and not (tmp_path / "g").exists()
 
 
+def test_a_benchmark_started_with_other_defaults_is_not_continued_into_a_mixed_report(
+        tmp_path, capsys):
+    # a benchmark folder of an older breakout_rl.py: the same flags, but its run was trained
+    # with the defaults before 2026-12-07 (no dueling head, a gradient step every 8 agent steps)
+    folder = tmp_path / "bench"
+    argv = benchmark_args(folder)
+    flags = rl.training_flags(rl.build_parser().parse_args(argv))
+    (folder / "Breakout-seed0").mkdir(parents=True)
+    (folder / "benchmark.json").write_text(json.dumps({"flags": flags, "exit": {}}))
+    pairs = rl.benchmark_pairs(rl.build_parser().parse_args(argv))
+    assert pairs[0] == ("ALE/Breakout-v5", 0)   # seeds 0, 1, 2: seed 0 has a run already
+    today = rl.config_from_args(rl.build_parser().parse_args(
+        ["--algo", "dqn", "--env", "ALE/Breakout-v5", *flags]), "dqn")
+    config = {"algo": "dqn", **json.loads(json.dumps(rl.dataclasses.asdict(today))),
+              "out": "elsewhere", "threads": 2}   # run options may differ
+    config_path = folder / "Breakout-seed0" / "config.json"
+    config_path.write_text(json.dumps(config))
+    rl.check_same_hyperparameters(folder, pairs, flags)   # today's settings: it continues
+    config_path.write_text(json.dumps({**config, "dueling": False, "train_every": 8}))
+    before = sorted(str(f.relative_to(folder)) for f in folder.rglob("*"))
+    assert rl.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "dueling=False (now True), train_every=8 (now 4)" in err and err.count("\n") == 1
+    assert sorted(str(f.relative_to(folder)) for f in folder.rglob("*")) == before
+
+
 def test_games_benchmark_never_writes_into_a_folder_it_does_not_own(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
