@@ -1506,11 +1506,11 @@ ENV_DEFAULTS = {
     # previous default, no dueling and a step every 8, needed 1.5M to more than 2M (ablation.md),
     # and 200 came at 1.96M / 1.88M (seeds 0, 1) instead of 3.2M–4.7M, hence 3M steps, not 4M.
     # Twice the gradient steps halve the speed, so the wall time to 100 is about the same; on
-    # the five held-out games (2 seeds, 500k) it scored more on four, a little less on one. Measured on Breakout
-    # (results.md), the 100-game mean at 2M agent steps was 101 with batches of 256, 80 with
-    # 128 and 68 with 64: a bigger batch costs time per gradient step, but far less than playing
-    # more steps would. 32 games are played at once (--num-envs): worker processes step them
-    # while this process learns.
+    # the five held-out games (2 seeds, 500k) it scored more on four, a little less on one.
+    # Measured on Breakout (results.md), the 100-game mean at 2M agent steps was 101 with
+    # batches of 256, 80 with 128 and 68 with 64: a bigger batch costs time per gradient step,
+    # but far less than playing more steps would. 32 games are played at once (--num-envs):
+    # worker processes step them while this process learns.
     # ε ends at 0.01 (Rainbow's and Dopamine's training ε): at 0.05 one action in 20 is random,
     # and a random move at the wrong moment loses a ball — agents trained at 0.05 averaged about
     # half in their training games of what they scored when evaluated at 0.01 (results.md).
@@ -3919,19 +3919,19 @@ def check_same_hyperparameters(folder, pairs, child_flags):
     """Refuse to continue a benchmark whose runs were trained with other hyperparameters than a
     new run with the same flags gets now (the defaults changed since it started, e.g. a newer
     breakout_rl.py): its report would mix the two settings."""
+    parser = build_parser()
     for env_id, seed in pairs:
         config_path = folder / pair_name(env_id, seed) / "config.json"
         if not config_path.is_file():
             continue
+        now = config_from_args(parser.parse_args(["--algo", "dqn", "--env", env_id, "--seed",
+                                                  str(seed), *child_flags]), "dqn")
         try:
-            stored = json.loads(config_path.read_text())
-        except ValueError:
+            differences = config_json_differences(config_path, now)
+        except (OSError, ValueError, AttributeError):
             continue  # the run itself refuses an unreadable folder when it resumes
-        args = build_parser().parse_args(["--algo", "dqn", "--env", env_id, "--seed", str(seed),
-                                          *child_flags])
-        now = json.loads(json.dumps(dataclasses.asdict(config_from_args(args, "dqn"))))
-        differ = [f"{k}={stored[k]} (now {now[k]})" for k in sorted(set(now) - RUN_OPTIONS)
-                  if k in stored and stored[k] != now[k]]
+        differ = [f"{name}={written} (now {value})"
+                  for name, written, value in sorted(differences) if name not in RUN_OPTIONS]
         if differ:
             raise ValueError(f"--out {folder}: {config_path.parent.name} was trained with "
                              f"{', '.join(differ)}: the defaults have changed since this "
@@ -4071,19 +4071,26 @@ def resume_config(args, resume_from):
     return algo, cfg, out_dir
 
 
+def config_json_differences(path, cfg):
+    """[(field, value in the config.json at `path`, value in cfg)] for each field of the config
+    dataclass `cfg` that config.json holds with another value; OSError, ValueError or
+    AttributeError where the file is not readable JSON of an object."""
+    written = json.loads(path.read_text(encoding="utf-8-sig"))
+    written = {k: tuple(v) if isinstance(v, list) else v for k, v in written.items()}
+    return [(name, written[name], value) for name, value in dataclasses.asdict(cfg).items()
+            if name in written and written[name] != value]
+
+
 def config_json_edits(path, stored):
     """How config.json differs from the checkpoint's config `stored` ('' if it does not, or is
     missing), e.g. "lr is 0.001 there, 0.0001 in model.pt"."""
     if not path.is_file():
         return ""
     try:
-        written = json.loads(path.read_text(encoding="utf-8-sig"))
-        written = {k: tuple(v) if isinstance(v, list) else v for k, v in written.items()}
+        changed = [f"{name} is {written!r} there, {value!r} in model.pt"
+                   for name, written, value in config_json_differences(path, stored)]
     except (OSError, ValueError, AttributeError):
         return "it is not readable JSON any more"
-    changed = [f"{name} is {written[name]!r} there, {value!r} in model.pt"
-               for name, value in dataclasses.asdict(stored).items()
-               if name in written and written[name] != value]
     return "; ".join(changed[:3]) + ("; …" if len(changed) > 3 else "")
 
 
