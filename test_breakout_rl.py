@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -1314,13 +1315,34 @@ def test_a_signal_during_training_saves_everything(tmp_path, sig, code, whole_gr
 
 @pytest.mark.parametrize("delay", [0.1, 0.5, 1.0, 2.0, 3.5])
 def test_ctrl_c_at_any_moment_ends_in_one_line_and_exit_130(tmp_path, delay):
-    # from the first imports to training: one line on stderr at most, never a traceback
-    process = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--algo", "pg",
-                                "--episodes", "1000000", "--out", str(tmp_path / "run")],
+    # from the first imports to training: one line on stderr at most, never a traceback.
+    # The delay counts from the moment the file runs, not from Popen: before its first lines the
+    # interpreter itself is starting (its own KeyboardInterrupt, not the file's), and on a loaded
+    # machine that alone can take longer than 0.1 s. `-X importtime` reports each import on
+    # stderr as it finishes; argparse is the first import after the file's SIGINT handler.
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(Path(rl.__file__)),
+                                "--algo", "pg", "--episodes", "1000000",
+                                "--out", str(tmp_path / "run")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = threading.Event()
+    errors = []
+
+    def read_errors():
+        for line in process.stderr:
+            if not line.startswith("import time:"):
+                errors.append(line)
+            elif line.rstrip().endswith("| argparse"):
+                started.set()
+        started.set()  # (the child ended before: the assertions below say how)
+    reader = threading.Thread(target=read_errors, daemon=True)
+    reader.start()
+    assert started.wait(timeout=120)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
-    _, errors = process.communicate(timeout=60)
+    process.stdout.read()
+    process.wait(timeout=60)
+    reader.join(timeout=60)
+    errors = "".join(errors)
     assert process.returncode == 130 and errors.count("\n") <= 1 and "Traceback" not in errors
 
 
