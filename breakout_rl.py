@@ -26,7 +26,7 @@ the environment's traps, DQN (1–5) and two refinements of it (6), REINFORCE (7
 pixels (10) — and uses nothing from Part II: you may stop reading where it ends. Each class there
 takes plain arguments and can be copied, with the import block, into your own training loop;
 section 5's loop is the one every DQN result of this file came from.
-**Part II — the machinery** (sections 11–16) is what makes this a tool: configs and per-env
+**Part II — the machinery** (sections 11–18) is what makes this a tool: configs and per-env
 defaults, the run folder, the worker processes that feed section 5's loop many envs at once,
 checkpoints, evaluation, plots, GIFs, benchmarks and the command line. It holds no loop of its own.
 
@@ -1327,7 +1327,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
 # ████████████████████████████████████████████████████████████████████████████████████████████████
 # PART II — THE MACHINERY
 # ████████████████████████████████████████████████████████████████████████████████████████████████
-# Sections 11–16 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
+# Sections 11–18 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
 # per-environment defaults, the run folder (history, checkpoints, curve, lock), evaluation, GIFs,
 # plots, benchmarks and the command line. A student may stop reading here.
 
@@ -2601,16 +2601,20 @@ def moving_average(values, window=100):
 
 
 @contextlib.contextmanager
-def png_figure(path, figsize, ncols=1):
+def png_figure(path, figsize, ncols=1, mosaic=None):
     """`with png_figure(path, (w, h)) as ax:` draw on `ax` (with ncols=2, a pair of axes side
-    by side); the figure is saved as a PNG at `path` when the block ends. Drawn off-screen
+    by side; with a `mosaic`, matplotlib's subplot_mosaic layout and a dict of axes by name);
+    the figure is saved as a PNG at `path` when the block ends. Drawn off-screen
     (matplotlib's Agg backend: no window, works on servers) and always closed, so long runs do
     not pile up figures."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, ncols, figsize=figsize)
+    if mosaic is not None:
+        fig, ax = plt.subplot_mosaic(mosaic, figsize=figsize, empty_sentinel=".")
+    else:
+        fig, ax = plt.subplots(1, ncols, figsize=figsize)
     try:
         yield ax
         fig.tight_layout()
@@ -2726,23 +2730,43 @@ class GifRecorder:
 
     When the list overflows, every other frame is dropped and the sampling stride doubles, so a
     long Breakout game still fits in a few MB. Frames are RGB arrays (height, width, 3) uint8.
+    With the Q-values of each frame's state (add(frame, q_values, action, value)), save() draws
+    them in a panel beside the frame (q_panel, section 16); `action_names` label the bars.
     """
 
-    def __init__(self, max_frames=400, steps_per_second=30):
+    def __init__(self, max_frames=400, steps_per_second=30, action_names=None):
         self.max_frames, self.steps_per_second = max_frames, steps_per_second
-        self.frames, self.stride, self.count = [], 1, 0
+        self.action_names = action_names
+        self.frames, self.panels, self.stride, self.count = [], [], 1, 0
 
-    def add(self, frame):
+    def add(self, frame, q_values=None, action=None, value=None):
         if self.count % self.stride == 0:
             self.frames.append(frame)
+            self.panels.append(None if q_values is None else (q_values, action, value))
             if len(self.frames) > self.max_frames:
-                self.frames, self.stride = self.frames[::2], self.stride * 2
+                self.frames, self.panels = self.frames[::2], self.panels[::2]
+                self.stride *= 2
         self.count += 1
+
+    def shown_frames(self, trace_seconds=3.0):
+        """The frames as the GIF shows them: with their Q-value panels when every frame has one
+        (one axis for the whole game; the trace covers the last `trace_seconds` of play)."""
+        if not self.frames or any(panel is None for panel in self.panels):
+            return self.frames
+        all_q = np.concatenate([np.ravel(q) for q, _, _ in self.panels])
+        low, high = float(all_q.min()), float(all_q.max())
+        margin = max(high - low, 1e-6) * 0.05
+        low, high = low - margin, high + margin
+        names = self.action_names or [str(a) for a in range(len(self.panels[0][0]))]
+        window = max(2, round(trace_seconds * self.steps_per_second / 2 / self.stride))
+        max_q = [float(np.max(q)) for q, _, _ in self.panels]
+        return [q_panel(frame, q, action, names, low, high, value, max_q[max(0, k - window):k + 1])
+                for k, (frame, (q, action, value)) in enumerate(zip(self.frames, self.panels))]
 
     def save(self, path):
         """Write an animated GIF with Pillow (a dependency of matplotlib)."""
         from PIL import Image
-        images = [Image.fromarray(frame) for frame in self.frames]
+        images = [Image.fromarray(frame) for frame in self.shown_frames()]
         # An Atari agent step is 4 frames at 60 Hz (15 steps/s); we play back at 2× that.
         duration_ms = max(20, round(1000 * self.stride / self.steps_per_second))
         replace_file(path, lambda tmp: images[0].save(
@@ -2756,7 +2780,7 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
 
     DQN plays ε-greedily with a small ε (0.01, the usual Atari evaluation protocol, so a policy
     cannot loop forever); FIRE is pressed by the AtariLives wrapper. With `gif_path`, the first
-    game is also written as an animated GIF.
+    game is also written as an animated GIF, a DQN's Q-values beside each frame.
     """
     if not (isinstance(games, int) and games >= 1):
         raise ValueError(f"--episodes must be at least 1, got {games}")
@@ -2772,10 +2796,20 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
         raise ValueError(f"the checkpoint expects observations of shape {checkpoint['obs_shape']}"
                          f" and {checkpoint['n_actions']} actions, but {env_id} gives {shape} "
                          f"and {n_actions}")
-    gif = GifRecorder() if gif_path else None
+    gif = watch = None
+    if checkpoint["algo"] == "dqn":
+        agent = agent_from_checkpoint(checkpoint, seed)
+        policy = functools.partial(agent.act, eps=eps)
+        if gif_path:  # the Q-values (and V) of each state the GIF shows
+            watch = functools.partial(q_values_and_value, agent.qnetwork_local)
+    else:
+        policy = policy_from_checkpoint(checkpoint, eps, seed)
+    if gif_path:
+        names = (env.unwrapped.get_action_meanings()
+                 if hasattr(env.unwrapped, "get_action_meanings") else None)
+        gif = GifRecorder(action_names=names)
     try:
-        scores, _, _ = play_games(env, policy_from_checkpoint(checkpoint, eps, seed),
-                                  max_games=games, seed=seed, gif=gif)
+        scores, _, _ = play_games(env, policy, max_games=games, seed=seed, gif=gif, watch=watch)
     except gym.error.DependencyNotInstalled as error:  # CartPole & co. draw with pygame
         raise ValueError(f"--gif: {env_id} needs a package to draw its frames: "
                          f"{first_line(error)}") from None
@@ -2810,16 +2844,22 @@ def compare_runs(run_dirs, to_path):
 
 
 def play_games(env, choose_action, max_steps=math.inf, max_games=math.inf, seconds=math.inf,
-               seed=0, gif=None):
+               seed=0, gif=None, watch=None):
     """Play `choose_action(obs)` from env.reset(seed=seed) until `max_steps` steps, `max_games`
     games or `seconds` of wall time; with a GifRecorder `gif`, the first game's frames go into
-    it. Returns (raw scores of the games that finished, steps taken, seconds taken)."""
+    it, each with the chosen action and what `watch(obs[None])` returns, (Q-values (1, A),
+    V (1,) or None), if given. Returns (raw scores of the games that finished, steps taken,
+    seconds taken)."""
     obs, _ = env.reset(seed=seed)
     scores, score, steps, start = [], 0.0, 0, time.time()
     while steps < max_steps and time.time() - start < seconds:
-        if gif is not None and not scores:
+        action = choose_action(obs)
+        if gif is not None and not scores and watch is None:
             gif.add(env.render())
-        obs, reward, terminated, truncated, _ = env.step(choose_action(obs))
+        elif gif is not None and not scores:
+            q_values, value = watch(obs[None])
+            gif.add(env.render(), q_values[0], action, None if value is None else value[0])
+        obs, reward, terminated, truncated, _ = env.step(action)
         steps, score = steps + 1, score + reward
         if terminated or truncated:
             scores.append(score)
@@ -2895,7 +2935,294 @@ def benchmark_training(cfg, seconds=30.0):
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 16. The games benchmark: many games × seeds, with intervals, here or on a cluster
+# 16. Inside the trained agent: Q-values beside the screen, and the inputs the network reads
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# A GIF shows what the agent does, not what it expects. Two pictures show that. The evaluation GIF
+# (--eval RUN --gif, and agent.gif after training) draws beside each frame the Q-value of every
+# action, the chosen one marked, V(s) when the network has a dueling head, and a trace of max_a Q
+# over the last few seconds: it rises as the ball comes down to the paddle and drops when a life
+# is about to be lost. --explain RUN draws which inputs the greedy choice depends on. From RAM,
+# two measures per byte over the states of a few evaluation games:
+#   * gradient:     mean over states of |∂ max_a Q(s, a) / ∂x_i|, x_i = byte_i / 255 (what the
+#                   network would do for a tiny change of the byte: cheap, but a byte that never
+#                   changes in play can still score high, and a gradient sees only one point);
+#   * perturbation: mean over states of |max_a Q(s̃, a) − max_a Q(s, a)|, s̃ = s with byte i
+#                   replaced by its value in another visited state (a change the game really
+#                   makes; a byte that never changes scores 0). Closer to "what the network
+#                   uses", at one forward pass per byte.
+# Neither says *why*: a byte can matter because it encodes the ball, or because it happens to
+# move with the ball. Where the meaning of Breakout's (and some other games') bytes is published,
+# the bytes are labelled and, beside the map, each labelled byte is plotted against the value.
+# From pixels: the gradient map over the screen (as in Greydanus et al. 2018's "saliency", which
+# uses a perturbation of blurred patches instead) for a few frames side by side.
+#
+# RAM addresses (byte index in the 128-byte observation) whose meaning is published: AtariARI,
+# Anand et al. 2019, "Unsupervised State Representation Learning in Atari",
+# atariari/benchmark/ram_annotations.py (https://github.com/mila-iqia/atari-representation-learning);
+# Breakout's lives: ALE's src/games/supported/Breakout.cpp reads them at 0xB9 (byte 57).
+RAM_ANNOTATIONS = {
+    "Breakout": {"ball x": 99, "ball y": 101, "paddle x": 72, "blocks hit": 77, "score": 84,
+                 "lives": 57, **{f"bricks {i}": i for i in range(30)}},
+    "Pong": {"player y": 51, "player x": 46, "enemy y": 50, "enemy x": 45, "ball x": 49,
+             "ball y": 54, "enemy score": 13, "player score": 14},
+    "Boxing": {"player x": 32, "player y": 34, "enemy x": 33, "enemy y": 35, "enemy score": 19,
+               "clock": 17, "player score": 18},
+    "Freeway": {"player y": 14, "score": 103, **{f"car {i}": 108 + i for i in range(10)}},
+    "Seaquest": {"player x": 70, "player y": 97, "oxygen": 102, "lives": 59, "divers": 62,
+                 "score hi": 57, "score lo": 58},
+    "SpaceInvaders": {"player x": 28, "invaders left": 17, "score": 104, "lives": 73,
+                      "enemies x": 26, "enemies y": 24, "missiles y": 9},
+    "Qbert": {"player x": 43, "player y": 67, "player column": 35, "red enemy column": 69,
+              "green enemy column": 105},
+    "BattleZone": {"tank x": 48, "tank size": 47, "lives": 58, "score": 29, "crosshairs": 108},
+}
+
+
+def ram_labels(env_id):
+    """{byte index: name} of the published RAM annotations of `env_id`'s game ({} if none);
+    groups of bytes (Breakout's 30 brick bytes) keep one short name each."""
+    names = RAM_ANNOTATIONS.get(game_name(env_id), {})
+    return {index: name.rstrip("0123456789").strip() for name, index in names.items()}
+
+
+def q_values_and_value(network, states):
+    """Q-values (N, A) float32 of N observations `states` (N, *obs), and V(s) (N,) when the
+    network has a dueling head (else None), in one forward pass without gradients. V is read
+    from the value head as the forward pass computes it (a hook), not computed a second way."""
+    values = []
+    hook = (network.value.register_forward_hook(lambda module, inputs, out: values.append(out))
+            if getattr(network, "dueling", False) else None)
+    try:
+        with torch.no_grad():
+            q_values = network(torch.as_tensor(np.asarray(states))).numpy()
+    finally:
+        if hook is not None:
+            hook.remove()
+    return q_values, (values[0][:, 0].numpy() if values else None)
+
+
+# Colours of the Q-value panel (RGB): few and solid, so the GIF's 256-colour palette keeps the
+# game's own colours exact.
+PANEL_BACKGROUND, PANEL_TEXT, PANEL_BAR = (24, 24, 32), (230, 230, 230), (90, 120, 200)
+PANEL_CHOSEN, PANEL_VALUE, PANEL_TRACE = (250, 190, 40), (80, 200, 120), (250, 190, 40)
+
+
+def panel_font(size=11):
+    """Pillow's built-in font (no font file needed); `size` where the Pillow has FreeType."""
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        return ImageFont.load_default()
+
+
+def bar_span(q, low, high, left, width):
+    """Pixel columns [start, end) of the bar for value q on an axis from `low` to `high` drawn
+    over `width` pixels from `left`: bars start at the 0 line (or at the axis' edge when 0 is
+    outside it), so a negative Q points left and a positive one right."""
+    def column(value):
+        return left + round((value - low) / (high - low) * width)
+    zero = column(min(max(0.0, low), high))
+    end = column(q)
+    return (min(zero, end), max(zero, end))
+
+
+def q_panel(frame, q_values, action, names, low, high, value=None, trace=()):
+    """The frame (H, W, 3) uint8 with a panel of width 170 on its right (the frame itself
+    unchanged): one bar per action for Q(s, a) on a common axis [low, high] (the chosen
+    `action` in gold, marked >), V(s) when given, and `trace` (recent max_a Q) as a line.
+    Returns (H', W + 170, 3) uint8, H' = max(H, what the bars need)."""
+    from PIL import Image, ImageDraw
+    n_actions, width, row = len(q_values), 170, 14
+    rows_needed = 2 + n_actions + (value is not None) + 4
+    height = max(frame.shape[0], rows_needed * row)
+    image = Image.new("RGB", (frame.shape[1] + width, height), PANEL_BACKGROUND)
+    image.paste(Image.fromarray(frame), (0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.fontmode = "1"  # no antialiasing: solid colours only
+    font = panel_font()
+    left = frame.shape[1] + 6
+    bar_left, bar_width = left + 56, width - 56 - 34
+    draw.text((left, 2), f"Q(s, a)  [{low:.2f}, {high:.2f}]", fill=PANEL_TEXT, font=font)
+    for a, (q, name) in enumerate(zip(q_values, names)):
+        y = (a + 1) * row + 4
+        colour = PANEL_CHOSEN if a == action else PANEL_BAR
+        draw.text((left, y), ("> " if a == action else "  ") + str(name)[:9], fill=colour,
+                  font=font)
+        start, end = bar_span(float(q), low, high, bar_left, bar_width)
+        draw.rectangle((start, y + 2, max(start, end - 1), y + row - 4), fill=colour)
+        draw.text((bar_left + bar_width + 2, y), f"{q:5.2f}", fill=colour, font=font)
+    y = (n_actions + 1) * row + 8
+    if value is not None:
+        draw.text((left, y), f"V(s) = {value:.2f}", fill=PANEL_VALUE, font=font)
+        y += row
+    if len(trace) > 1:
+        draw.text((left, y), "max Q, last seconds", fill=PANEL_TEXT, font=font)
+        top, bottom = y + row, min(height - 4, y + 4 * row)
+        points = [(left + round(k * (width - 14) / (len(trace) - 1)),
+                   bottom - round((min(max(q, low), high) - low) / (high - low) * (bottom - top)))
+                  for k, q in enumerate(trace)]
+        draw.line(points, fill=PANEL_TRACE, width=1)
+    return np.asarray(image)
+
+
+def gradient_saliency(network, states):
+    """Mean over N states (N, *obs) of |∂ max_a Q(s, a) / ∂x| for every input x (uint8 inputs
+    as x = byte / 255, the scale the network sees), shape obs."""
+    x = torch.as_tensor(np.asarray(states))
+    x = (x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float32))
+    x.requires_grad_(True)
+    # Σ over the batch: each state's max Q depends only on its own input, so one backward pass
+    # gives every state's gradient.
+    network(x).max(dim=1).values.sum().backward()
+    return x.grad.abs().mean(dim=0).numpy()
+
+
+def perturbation_saliency(network, states, seed=0):
+    """For each input i of flat observations `states` (N, D): mean over the N states of
+    |max_a Q(s̃, a) − max_a Q(s, a)|, s̃ = s with input i taken from another of the states (a
+    random permutation of that column: values the game really produces). Shape (D,)."""
+    states = np.asarray(states)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        base = network(torch.as_tensor(states)).max(dim=1).values
+        scores = np.zeros(states.shape[1])
+        for i in range(states.shape[1]):
+            changed = states.copy()
+            changed[:, i] = rng.permutation(states[:, i])
+            scores[i] = (network(torch.as_tensor(changed)).max(dim=1).values - base).abs().mean()
+    return scores
+
+
+def visited_states(env, agent, games, eps, seed, max_states=20_000, log_every=5.0):
+    """Play `games` evaluation games (ε-greedy with `eps`) and return every observation seen,
+    (N, *obs), at most `max_states`; a progress line every `log_every` seconds."""
+    states, last_log = [], time.time()
+
+    def choose(obs):
+        nonlocal last_log
+        states.append(obs)
+        if time.time() - last_log > log_every:
+            print(f"  playing: {len(states):,} states so far", flush=True)
+            last_log = time.time()
+        return agent.act(obs, eps)
+    play_games(env, choose, max_steps=max_states, max_games=games, seed=seed)
+    return np.array(states)
+
+
+def top_bytes_text(scores, labels, count=6):
+    """'72 paddle x (0.81), 99 ball x (0.40), …': the `count` highest-scoring bytes."""
+    order = np.argsort(scores)[::-1][:count]
+    return ", ".join(f"{i}{' ' + labels[i] if i in labels else ''} ({scores[i]:.3g})"
+                     for i in order)
+
+
+def draw_ram_explanation(path, title, gradient, perturbation, states, values, value_name,
+                         labels):
+    """explain.png for RAM: the two saliency maps as 8 × 16 grids of the 128 bytes (labelled
+    bytes named), and each labelled byte (up to 6, bricks aside) against the state's value."""
+    singles = [i for i, name in sorted(labels.items()) if name != "bricks"][:6]
+    mosaic = [["grad", "grad", "pert", "pert"], ["grad", "grad", "pert", "pert"]]
+    mosaic += [[f"b{k}" if k < len(singles) else "." for k in range(row, row + 4)]
+               for row in (0, 4)] if singles else []
+    with png_figure(path, (15, 10 if singles else 5.5), mosaic=mosaic) as axes:
+        for key, scores, name in (("grad", gradient, "gradient |∂ max Q / ∂(byte/255)|"),
+                                  ("pert", perturbation, "perturbation |Δ max Q|, byte from "
+                                                         "another visited state")):
+            ax, grid = axes[key], scores.reshape(8, 16)
+            image = ax.imshow(grid, cmap="magma", vmin=0)
+            ax.figure.colorbar(image, ax=ax, fraction=0.025)
+            for i, name_i in labels.items():
+                ax.text(i % 16, i // 16, "br" if name_i == "bricks" else name_i,
+                        ha="center", va="center", fontsize=6, color="cyan",
+                        rotation=0 if name_i == "bricks" else 30)
+            ax.set_xticks(range(16), [str(c) for c in range(16)], fontsize=7)
+            ax.set_yticks(range(8), [f"{16 * r}" for r in range(8)], fontsize=7)
+            ax.set(title=name, xlabel="byte = row + column")
+        for k, i in enumerate(singles):
+            ax = axes[f"b{k}"]
+            ax.scatter(states[:, i], values, s=3, alpha=0.3)
+            ax.set(title=f"byte {i}: {labels[i]}", xlabel="byte value",
+                   ylabel=value_name if k % 4 == 0 else None)
+        figure = axes["grad"].figure
+        figure.suptitle(title, fontsize=11)
+
+
+def draw_pixel_explanation(path, title, network, states, count=4):
+    """explain.png for pixels: `count` visited states spread over the games, each its newest
+    frame in grey with the gradient map |∂ max Q / ∂ pixel| (summed over the stacked frames)
+    over it in red."""
+    picks = np.linspace(0, len(states) - 1, count).round().astype(int)
+    with png_figure(path, (3.2 * count, 3.6), ncols=count) as axes:
+        for ax, k in zip(np.atleast_1d(axes), picks):
+            saliency = gradient_saliency(network, states[k:k + 1]).sum(axis=0)   # (84, 84)
+            ax.imshow(states[k][-1], cmap="gray")
+            ax.imshow(saliency / max(saliency.max(), 1e-12), cmap="Reds", alpha=0.6)
+            ax.set(title=f"state {k}", xticks=[], yticks=[])
+        np.atleast_1d(axes)[0].figure.suptitle(title, fontsize=10)
+
+
+def explain(checkpoint_path, to_path, games=3, eps=DEFAULT_EVAL_EPS, seed=1000):
+    """--explain: play `games` evaluation games with a DQN checkpoint, measure which inputs
+    max_a Q(s, a) depends on (gradient and perturbation, see the section's text) and draw
+    explain.png at `to_path`. Returns the lines to print."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint["algo"] != "dqn":
+        raise ValueError(f"--explain needs a DQN checkpoint; {checkpoint_path} holds a "
+                         f"{checkpoint['algo']} one (its policy is linear: its weights θ are "
+                         "what it reads)")
+    cfg, env_id = checkpoint["config"], checkpoint["env_id"]
+    env = make_env(env_id, cfg.noop_max, cfg.sticky_actions, obs=cfg.obs)
+    agent = agent_from_checkpoint(checkpoint, seed)
+    network = agent.qnetwork_local
+    print(f"explain: {games} evaluation game(s) of {env_id} (ε {eps}) with {checkpoint_path}")
+    try:
+        states = visited_states(env, agent, games, eps, seed)
+    finally:
+        env.close()
+    title = (f"{env_id}, {checkpoint['progress']['env_step']:,} agent steps: what max_a Q(s, a) "
+             f"depends on over {len(states):,} states of {games} evaluation game(s)")
+    if cfg.obs == "pixels":
+        draw_pixel_explanation(to_path, title, network, states)
+        return [f"wrote {to_path}: gradient maps of 4 of {len(states):,} states"]
+    if states.ndim != 2:
+        raise ValueError(f"--explain draws flat observations and pixels; {env_id} gives "
+                         f"shape {states.shape[1:]}")
+    gradient = gradient_saliency(network, states)
+    print(f"  measuring: {states.shape[1]} inputs × {len(states):,} states", flush=True)
+    perturbation = perturbation_saliency(network, states, seed)
+    q_values, values = q_values_and_value(network, states)
+    value_name = "max_a Q(s, a)" if values is None else "V(s)"
+    values = q_values.max(axis=1) if values is None else values
+    labels = ram_labels(env_id) if states.shape[1] == 128 else {}
+    if states.shape[1] == 128:
+        draw_ram_explanation(to_path, title, gradient, perturbation, states, values, value_name,
+                             labels)
+    else:
+        draw_feature_explanation(to_path, title, gradient, perturbation)
+    lines = [f"wrote {to_path}", "  highest gradient:     " + top_bytes_text(gradient, labels),
+             "  highest perturbation: " + top_bytes_text(perturbation, labels)]
+    if states.shape[1] == 128 and not labels:
+        lines.append(f"  (no published meaning of {game_name(env_id)}'s RAM bytes here: "
+                     "the map is unlabelled)")
+    return lines
+
+
+def draw_feature_explanation(path, title, gradient, perturbation):
+    """explain.png for a short float observation (CartPole's 4 numbers): both measures as
+    bars, one pair per input."""
+    with png_figure(path, (8, 4)) as ax:
+        inputs = np.arange(len(gradient))
+        ax.bar(inputs - 0.2, gradient, 0.4, label="gradient |∂ max Q / ∂x|")
+        ax.bar(inputs + 0.2, perturbation, 0.4, label="perturbation |Δ max Q|")
+        ax.set(xlabel="input", ylabel="mean over visited states", title=title)
+        ax.title.set_fontsize(8)
+        ax.set_xticks(inputs)
+        ax.legend()
+
+
+# ════════════════════════════════════════════════════════════════════════════════════════════════
+# 17. The games benchmark: many games × seeds, with intervals, here or on a cluster
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # DQN from RAM on several Atari games × seeds for the same budget, each (game, seed) pair one
 # training run (the same command a student types, so the same loop), and a report a paper could
@@ -3504,7 +3831,7 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# 17. Command line
+# 18. Command line
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # The training flags are generated from the two config dataclasses; --help lists the algorithms'
 # hyperparameters first, then the run options. A flag that only one algorithm has is refused for
@@ -3544,7 +3871,8 @@ def build_parser():
     parser = OneLineErrorParser(
         prog="breakout_rl.py",
         usage="%(prog)s [--algo {dqn,pg}] [--env ENV] [hyperparameters and options]\n"
-              "       %(prog)s --eval RUN | --resume RUN | --plot RUN [RUN ...] | --list-envs\n"
+              "       %(prog)s --eval RUN | --explain RUN | --resume RUN | --plot RUN [RUN ...]\n"
+              "       %(prog)s --list-envs\n"
               "       %(prog)s --benchmark-env | --benchmark-train | --benchmark-games [GAME ...]",
         description="Train DQN or REINFORCE from Breakout's RAM, or on another Gymnasium env "
                     "with discrete actions and array observations. Defaults shown are the "
@@ -3603,8 +3931,14 @@ def build_parser():
                             "are dropped from history.csv and played anew")
     tools.add_argument("--plot", metavar="RUN", nargs="+",
                        help="overlay the 100-game means of these run folders")
-    tools.add_argument("--to", metavar="FILE", default="compare.png",
-                       help="with --plot: the image to write (default: compare.png)")
+    tools.add_argument("--to", metavar="FILE",
+                       help="with --plot: the image to write (default: compare.png); with "
+                            "--explain: (default: RUN/explain.png)")
+    tools.add_argument("--explain", metavar="RUN",
+                       help="play --episodes evaluation games (default 3) with a DQN run's "
+                            "model.pt and draw which inputs max_a Q depends on: the 128 RAM "
+                            "bytes as a grid (gradient and perturbation, published byte "
+                            "meanings labelled) or a saliency map over the screen")
     tools.add_argument("--benchmark-env", action="store_true",
                        help="measure the env's raw steps/s and a random policy's score")
     tools.add_argument("--benchmark-train", action="store_true",
@@ -3986,8 +4320,8 @@ def run_games_benchmark(args):
 
 
 def run_tool(args):
-    """--eval, --plot, --list-envs, --benchmark-train or --benchmark-env; returns the exit
-    status."""
+    """--eval, --plot, --explain, --list-envs, --benchmark-train or --benchmark-env; returns the
+    exit status."""
     threads = CommonConfig.threads if args.threads is None else args.threads
     check_threads(threads)
     torch.set_num_threads(threads)
@@ -4011,9 +4345,17 @@ def run_tool(args):
               f"min {min(scores):g}, max {max(scores):g}" +
               (f"; first game written to {args.gif}" if args.gif else ""))
     elif args.plot:
-        check_output_file(args.to, "--to", b"\x89PNG", "PNG")
-        labels = compare_runs(args.plot, args.to)
-        print(f"wrote {args.to}: " + "; ".join(labels))
+        to = args.to or "compare.png"
+        check_output_file(to, "--to", b"\x89PNG", "PNG")
+        labels = compare_runs(args.plot, to)
+        print(f"wrote {to}: " + "; ".join(labels))
+    elif args.explain:
+        run = Path(args.explain)
+        to = args.to or (run if run.is_dir() else run.parent) / "explain.png"
+        check_output_file(to, "--to", b"\x89PNG", "PNG")
+        for line in explain(run, to, 3 if args.episodes is None else args.episodes,
+                            args.eval_eps):
+            print(line)
     else:
         env_id = args.env_id or DQNConfig.env_id
         rate, scores = benchmark_env(env_id)
@@ -4186,7 +4528,8 @@ def main(argv=None):
             args.env_id = resolve_env_id(args.env_id)
         if args.benchmark_games is not None:
             return run_games_benchmark(args)
-        if args.eval or args.plot or args.benchmark_env or args.list_envs or args.benchmark_train:
+        if (args.eval or args.plot or args.explain or args.benchmark_env or args.list_envs
+                or args.benchmark_train):
             return run_tool(args)
         return train(args)
     except (ValueError, OSError) as error:

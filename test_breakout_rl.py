@@ -2423,7 +2423,116 @@ def test_training_benchmark_reports_training_beside_the_raw_env(capsys, extra):
                      r"one env", out)
 
 
-# ── 16. Command line: bad input gets one line and exit status 2; env names ───────────────────
+# ── 16. Inside the trained agent: Q-values beside the screen, saliency ───────────────────────
+
+def one_byte_network(byte=42):
+    """A linear QNetwork (no hidden layer) whose Q-values read one byte only:
+    Q(s, ·) = [1, 2, 3, 4]·x, x = byte / 255, so max_a Q = 4x (x ≥ 0) and ∂ max Q / ∂x = 4."""
+    network = rl.QNetwork(128, 4, seed=0, hidden_sizes=())
+    with torch.no_grad():
+        network.layers[0].weight.zero_()
+        network.layers[0].bias.zero_()
+        network.layers[0].weight[:, byte] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    return network
+
+
+def test_saliency_of_a_network_that_reads_one_byte_lights_that_byte_and_no_other():
+    states = np.random.default_rng(0).integers(0, 256, size=(50, 128), dtype=np.uint8)
+    gradient = rl.gradient_saliency(one_byte_network(), states)
+    assert gradient[42] == pytest.approx(4.0)
+    assert np.all(np.delete(gradient, 42) == 0)
+    perturbation = rl.perturbation_saliency(one_byte_network(), states)
+    assert perturbation[42] > 0.5 and np.all(np.delete(perturbation, 42) == 0)
+    # a byte that never changes in play cannot change max Q by perturbation, whatever its weight
+    states[:, 42] = 7
+    assert np.all(rl.perturbation_saliency(one_byte_network(), states) == 0)
+
+
+def test_q_values_and_value_read_the_dueling_heads():
+    network = rl.QNetwork(3, 2, seed=0, hidden_sizes=(), dueling=True)
+    with torch.no_grad():
+        for layer in (network.value, network.advantage):
+            layer.weight.zero_()
+        network.value.bias.fill_(2.0)                      # V(s) = 2
+        network.advantage.bias.copy_(torch.tensor([1.0, 3.0]))  # A = [1, 3], mean 2
+    q_values, value = rl.q_values_and_value(network, np.zeros((1, 3), dtype=np.float32))
+    assert q_values.tolist() == [[1.0, 3.0]] and value.tolist() == [2.0]   # Q = 2 + A − 2
+    _, no_value = rl.q_values_and_value(one_byte_network(), np.zeros((1, 128), dtype=np.uint8))
+    assert no_value is None
+
+
+def test_q_panel_bars_follow_the_q_values_and_leave_the_frame_unchanged():
+    frame = np.random.default_rng(0).integers(0, 256, size=(210, 160, 3), dtype=np.uint8)
+    image = rl.q_panel(frame, [1.0, 2.0, -1.0], 1, ["NOOP", "FIRE", "RIGHT"], -2.0, 2.0)
+    assert image.shape == (210, 160 + 170, 3) and np.array_equal(image[:, :160], frame)
+    # The bars' axis spans columns 222 … 302 (panel from 166, names 56 px wide, 80 px of axis)
+    # for Q in [−2, 2]: 20 px per unit, the 0 line at column 262.
+    def bar(action, colour):
+        row = image[(action + 1) * 14 + 4 + 6, 222:303]      # the middle row of that bar
+        return np.flatnonzero(np.all(row == colour, axis=1)) + 222
+    noop, fire, right = bar(0, rl.PANEL_BAR), bar(1, rl.PANEL_CHOSEN), bar(2, rl.PANEL_BAR)
+    assert (noop.min(), noop.max()) == (262, 281)   # Q = 1: 20 px right of 0
+    assert (fire.min(), fire.max()) == (262, 301)   # Q = 2, the chosen one: 40 px, in gold
+    assert (right.min(), right.max()) == (242, 261)  # Q = −1: 20 px left of 0
+    assert len(bar(1, rl.PANEL_BAR)) == 0
+
+
+def test_gif_recorder_draws_one_q_axis_for_the_whole_game():
+    recorder = rl.GifRecorder(action_names=["a", "b"])
+    for q in ([0.0, 1.0], [2.0, 3.0]):
+        recorder.add(np.zeros((4, 4, 3), dtype=np.uint8), np.array(q), 1, None)
+    frames = recorder.shown_frames()
+    assert len(frames) == 2 and all(f.shape[1] == 4 + 170 for f in frames)
+    assert np.array_equal(frames[0][:4, :4], np.zeros((4, 4, 3)))
+    plain = rl.GifRecorder()
+    plain.add(np.zeros((4, 4, 3), dtype=np.uint8))
+    assert plain.shown_frames()[0].shape == (4, 4, 3)
+
+
+def test_ram_labels_name_breakout_bytes_and_none_for_an_unannotated_game():
+    labels = rl.ram_labels("ALE/Breakout-v5")
+    assert (labels[99], labels[101], labels[72], labels[0], labels[29]) == (
+        "ball x", "ball y", "paddle x", "bricks", "bricks")
+    assert rl.ram_labels("ALE/Carnival-v5") == {}
+
+
+def test_explain_and_the_eval_gif_of_a_trained_run(tmp_path, capsys):
+    from PIL import Image
+    run = tmp_path / "run"
+    assert rl.main(tiny_dqn_args(run, "--no-gif-at-end")) == 0
+    capsys.readouterr()
+    assert rl.main(["--explain", str(run), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {run / 'explain.png'}" in out and "highest perturbation" in out
+    assert (run / "explain.png").read_bytes()[:4] == b"\x89PNG"
+    gif = tmp_path / "game.gif"
+    assert rl.main(["--eval", str(run), "--episodes", "1", "--gif", str(gif)]) == 0
+    with Image.open(gif) as image:
+        assert image.size == (160 + 170, 210)   # Breakout's frame and the Q-value panel
+
+
+def test_explain_refuses_what_it_cannot_explain_in_one_line(tmp_path, capsys):
+    assert rl.main(["--explain", str(tmp_path)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert rl.main(["--algo", "pg", "--episodes", "2", "--out", str(tmp_path / "pg"),
+                    "--no-gif-at-end"]) == 0
+    capsys.readouterr()
+    assert rl.main(["--explain", str(tmp_path / "pg")]) == 2
+    err = capsys.readouterr().err
+    assert "needs a DQN checkpoint" in err and err.count("\n") == 1
+    assert not (tmp_path / "pg" / "explain.png").exists()
+
+
+def test_explain_of_a_float_observation_draws_bars(tmp_path, capsys):
+    run = tmp_path / "cartpole"
+    assert rl.main(["--algo", "dqn", "--env", "CartPole-v1", "--total-steps", "300",
+                    "--learning-starts", "100", "--out", str(run), "--no-gif-at-end"]) == 0
+    assert rl.main(["--explain", str(run), "--episodes", "1", "--to",
+                    str(tmp_path / "why.png")]) == 0
+    assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ── 18. Command line: bad input gets one line and exit status 2; env names ───────────────────
 
 @pytest.mark.parametrize("argv, message", [
     (["--algo", "dqn", "--env", "Breakout-v9"], "did you mean"),
