@@ -98,27 +98,11 @@ def interrupted_while_starting(signum, frame):
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, interrupted_while_starting)
 
-import argparse
-import contextlib
+# Part I's imports: all that its classes need (copy them with the classes).
 import copy
-import csv
-import dataclasses
-import difflib
-import functools
-import inspect
 import itertools
-import json
 import math
-import multiprocessing
-import os
-import random
-import subprocess
-import textwrap
-import threading
-import time
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import NamedTuple
 
 import ale_py
 import gymnasium as gym
@@ -176,8 +160,9 @@ class AtariLives(gym.Wrapper):
     * reset(): up to `noop_max` random no-ops (varied starting states), then FIRE if the game has
       a FIRE action (Breakout needs it to serve the ball).
     * step(): adds ``info["life_lost"]`` (bool). After a lost life that did not end the game it
-      presses FIRE, so the next ball is served; that extra step is not counted as an agent step.
-    The reward, `terminated` and `truncated` are passed through unchanged.
+      presses FIRE, so the next ball is served; that extra step is not counted as an agent step,
+      but what it returns is: its reward is added to the step's, and if it ends the game the
+      step reports that (`terminated` / `truncated` are the FIRE step's then).
     """
 
     def __init__(self, env, noop_max=30):
@@ -200,14 +185,15 @@ class AtariLives(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         life_lost = info["lives"] < self.lives
+        if life_lost and not (terminated or truncated) and self.fire_action is not None:
+            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire_action)
+            reward += fire_reward
         self.lives = info["lives"]
-        if life_lost and not (terminated or truncated):
-            obs, info = self._fire(obs, info)
         info["life_lost"] = life_lost
         return obs, reward, terminated, truncated, info
 
     def _fire(self, obs, info):
-        """Press FIRE once (if the game has it) and return the new (obs, info)."""
+        """Press FIRE once at the start of a game (if the game has it); returns (obs, info)."""
         if self.fire_action is not None:
             obs, _, _, _, info = self.env.step(self.fire_action)
         return obs, info
@@ -277,6 +263,25 @@ class QNetwork(nn.Module):
 # observations stay uint8, so 1M transitions (state and next state) take 256 MB instead of 1 GB.
 
 
+class Batch(NamedTuple):
+    """A batch of B transitions as tensors, what Agent.learn() reads.
+
+    states (B, *obs) in the obs dtype, actions (B,) int64, rewards (B,) float32, next_states
+    (B, *obs), dones (B,) float32; steps (B,) float32: how many rewards each reward sums (an
+    n-step return's n; its next state is discounted by γ^steps), None = the agent's n_step;
+    weights (B,) float32 and slots (B,) int64: from a PrioritizedReplayBuffer only, else None.
+    A course's plain 5-tuple (states, actions, rewards, next_states, dones) reads as Batch(*it).
+    """
+    states: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_states: torch.Tensor
+    dones: torch.Tensor
+    steps: torch.Tensor = None
+    weights: torch.Tensor = None
+    slots: np.ndarray = None
+
+
 class ReplayBuffer:
     """Fixed-size circular buffer of (state, action, reward, next_state, done) transitions.
 
@@ -288,6 +293,8 @@ class ReplayBuffer:
         device: where sample() puts its tensors.
     Arrays are allocated on the first push, with the observation's own shape and dtype.
     """
+
+    prioritized = False  # sample() draws uniformly (PrioritizedReplayBuffer: by priority)
 
     def __init__(self, action_size, buffer_size, batch_size, seed=0, device="cpu"):
         self.action_size = action_size
@@ -306,9 +313,11 @@ class ReplayBuffer:
         self.actions = np.zeros(self.capacity, dtype=np.int64)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.steps = np.ones(self.capacity, dtype=np.float32)
 
-    def push(self, state, action, reward, next_state, done):
-        """Store one transition. `done` means "no bootstrapping past this step" (a terminal)."""
+    def push(self, state, action, reward, next_state, done, steps=1):
+        """Store one transition. `done` means "no bootstrapping past this step" (a terminal);
+        `steps`: how many rewards `reward` sums (1, or n for an n-step return)."""
         if self.states is None:
             self._allocate(state)
         i = self.position
@@ -317,19 +326,17 @@ class ReplayBuffer:
         self.rewards[i] = reward
         self.next_states[i] = next_state
         self.dones[i] = done
+        self.steps[i] = steps
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self):
-        """Uniform random batch, as tensors on `device`.
-
-        Returns (states (B, *obs) in the obs dtype, actions (B,) int64, rewards (B,) float32,
-        next_states (B, *obs), dones (B,) float32).
-        """
+        """Uniform random Batch of batch_size transitions, as tensors on `device`."""
         idx = self.rng.integers(0, self.size, size=self.batch_size)
         # One host→device copy per field and batch (not per transition).
-        return tuple(torch.from_numpy(array[idx]).to(self.device) for array in
-                     (self.states, self.actions, self.rewards, self.next_states, self.dones))
+        return Batch(*(torch.from_numpy(array[idx]).to(self.device) for array in
+                       (self.states, self.actions, self.rewards, self.next_states, self.dones,
+                        self.steps)))
 
     def __len__(self):
         return self.size
@@ -359,7 +366,8 @@ class Agent:
     Args:
         state_size: length of the flat observation (128 for Breakout's RAM).
         action_size: number of discrete actions.
-        seed: seeds the network's initial weights, the buffer and the ε-greedy RNG.
+        seed: seeds the network's initial weights, the ε-greedy draws and the buffer's sampling
+            (two independent random streams, so exploration and replay are not correlated).
         hidden_sizes: widths of the QNetwork's hidden layers.
         lr: Adam's learning rate.
         gamma: discount factor γ.
@@ -376,28 +384,26 @@ class Agent:
         eps_start, eps_end, eps_decay_steps: act()'s ε schedule when no ε is passed.
         n_step: learn from n-step returns (1 = the classic one-step target).
         dueling: give the QNetwork a dueling head (section 6).
-        prioritized: sample by TD error from a PrioritizedReplayBuffer (section 6).
-        per_alpha: with prioritized, how strongly priorities count (0 = uniform).
-        per_beta, per_beta_steps: with prioritized, the importance-sampling exponent β, annealed
-            linearly from per_beta to 1 over per_beta_steps agent steps.
+        per_beta, per_beta_steps: with a prioritized `memory` (section 6), the
+            importance-sampling exponent β, annealed linearly from per_beta to 1 over
+            per_beta_steps agent steps.
         device: torch device for the networks and sampled batches.
         network: the online network to use instead of a QNetwork (e.g. a ConvQNetwork).
-        memory: the replay buffer to use instead of a ReplayBuffer (e.g. FrameStackReplayBuffer).
+        memory: the replay buffer to use instead of a ReplayBuffer (e.g. a
+            PrioritizedReplayBuffer or a FrameStackReplayBuffer).
     The defaults learn Breakout from RAM in a one-env homework loop (a few hundred thousand
     steps). `python breakout_rl.py --algo dqn` (32 envs at once, 3M steps) makes
         Agent(128, 4, seed=0, buffer_size=1_000_000, batch_size=256, learning_starts=20_000,
               train_every=4, eps_end=0.01, dueling=True)
-    i.e. a bigger buffer and batch for a longer run, and a dueling head; with one env on one
-    core, batches of 256 cost about 3× the time per step, so a homework loop keeps the defaults.
+    i.e. a bigger buffer and batch for a longer run, and a dueling head.
     """
 
     def __init__(self, state_size, action_size, seed=0, *, hidden_sizes=(256, 256), lr=1e-4,
                  gamma=0.99, buffer_size=100_000, batch_size=64, learning_starts=10_000,
                  train_every=4, target_update_every=1_000, tau=0.0, double_dqn=True,
                  loss="huber", grad_clip=10.0, lr_decay_steps=0, eps_start=1.0, eps_end=0.05,
-                 eps_decay_steps=100_000, n_step=3, dueling=False, prioritized=False,
-                 per_alpha=0.6, per_beta=0.4, per_beta_steps=1_000_000, device="cpu",
-                 network=None, memory=None):
+                 eps_decay_steps=100_000, n_step=3, dueling=False, per_beta=0.4,
+                 per_beta_steps=1_000_000, device="cpu", network=None, memory=None):
         if loss not in ("huber", "mse"):
             raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
         self.action_size = action_size
@@ -408,24 +414,23 @@ class Agent:
         self.lr_decay_steps = lr_decay_steps
         self.eps_start, self.eps_end, self.eps_decay_steps = eps_start, eps_end, eps_decay_steps
         self.n_step = n_step
-        self.prioritized, self.per_beta, self.per_beta_steps = prioritized, per_beta, per_beta_steps
+        self.per_beta, self.per_beta_steps = per_beta, per_beta_steps
         self.pending = {}  # stream → transitions whose n-step return is not complete yet
         self.device = torch.device(device)
-        self.rng = np.random.default_rng(seed)
+        acting_seed, sampling_seed = np.random.SeedSequence(seed).spawn(2)  # two streams
+        self.rng = np.random.default_rng(acting_seed)
         if network is None:
             network = QNetwork(int(np.prod(state_size)), action_size, seed, hidden_sizes,
                                dueling)
         self.qnetwork_local = network.to(self.device)
         self.qnetwork_target = copy.deepcopy(self.qnetwork_local)  # θ′ starts equal to θ
-        try:  # fused=True runs Adam's whole update as one kernel: ~3× faster (torch ≥ 2.4)
+        try:  # fused=True runs Adam's whole update as one kernel (torch ≥ 2.4 on the CPU)
             self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr, fused=True)
         except (RuntimeError, TypeError):
             self.optimizer = torch.optim.Adam(self.qnetwork_local.parameters(), lr=lr)
-        if memory is None and prioritized:
-            memory = PrioritizedReplayBuffer(action_size, buffer_size, batch_size, seed,
-                                             self.device, per_alpha)
-        elif memory is None:  # (not `memory or ...`: an empty buffer has len 0, so it is falsy)
-            memory = ReplayBuffer(action_size, buffer_size, batch_size, seed, self.device)
+        if memory is None:  # (not `memory or ...`: an empty buffer has len 0, so it is falsy)
+            memory = ReplayBuffer(action_size, buffer_size, batch_size, sampling_seed,
+                                  self.device)
         self.memory = memory
         self.t_step = 0        # agent steps seen by step()
         self.learn_steps = 0   # gradient steps taken
@@ -437,6 +442,17 @@ class Agent:
             return self.eps_end
         return self.eps_start + (self.eps_end - self.eps_start) * min(
             step / self.eps_decay_steps, 1.0)
+
+    def learning_rate(self, step):
+        """lr at agent step `step`: lr_t = lr·max(0, 1 − t / lr_decay_steps) (lr if no decay)."""
+        if self.lr_decay_steps <= 0:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - step / self.lr_decay_steps)
+
+    def beta(self, step):
+        """Prioritized replay's β at agent step `step`: β_t = β₀ + (1 − β₀)·min(t / T, 1)."""
+        return self.per_beta + (1.0 - self.per_beta) * min(step / max(self.per_beta_steps, 1),
+                                                           1.0)
 
     def act(self, state, eps=None):
         """ε-greedy action (int) for one observation `state` (shape (state_size,), any dtype).
@@ -451,7 +467,7 @@ class Agent:
         eps=None follows the agent's own schedule (epsilon() of the coming step)."""
         if eps is None:
             eps = self.epsilon(self.t_step + 1)
-        # no_grad: acting needs no autograd graph, which makes this forward pass ~2× cheaper.
+        # no_grad: acting needs no autograd graph, so torch keeps no intermediate results.
         with torch.no_grad():
             q_values = self.qnetwork_local(torch.as_tensor(states, device=self.device))  # (N, A)
         actions = q_values.argmax(dim=1).cpu().numpy()                             # (N,)
@@ -464,40 +480,40 @@ class Agent:
         """True once the buffer holds enough transitions to learn from."""
         return len(self.memory) >= max(self.learning_starts, self.batch_size)
 
-    def step(self, state, action, reward, next_state, done, stream=0):
-        """Store a transition; learn every `train_every` steps once the buffer is warm.
+    def step(self, state, action, reward, next_state, done, stream=0, truncated=False):
+        """Store a transition; learn every `train_every` steps once the buffer is warm; refresh
+        the target network when its time comes.
 
-        `done` must be True only for a real terminal (or a lost life), never for a time limit.
-        `stream` says which env the transition came from when one agent learns from several
-        envs at once (each stream's n-step returns are built from its own transitions).
+        `done` must be True only for a real terminal (or a lost life), never for a time limit;
+        `truncated` is True where a time limit cut the game after this step (the n-step
+        returns then end here and bootstrap from next_state). `stream` says which env the
+        transition came from when one agent learns from several envs at once (each stream's
+        n-step returns are built from its own transitions).
         Raises FloatingPointError if the loss stops being finite (the weights are then useless).
         """
-        if self.n_step == 1:
-            self.memory.push(state, action, reward, next_state, done)
-        else:
-            self.store_n_step(self.pending.setdefault(stream, []), state, action, reward,
-                              next_state, done)
+        self.remember(state, action, reward, next_state, done, truncated, stream)
         self.t_step += 1
         if self.warm and self.t_step % self.train_every == 0:
-            if self.lr_decay_steps > 0:
-                # lr_t = lr·max(0, 1 − t / lr_decay_steps)
-                lr_now = self.lr * max(0.0, 1.0 - self.t_step / self.lr_decay_steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr_now
-            if self.prioritized:
-                # β_t = β₀ + (1 − β₀)·min(t / per_beta_steps, 1)
-                beta = self.per_beta + (1.0 - self.per_beta) * min(
-                    self.t_step / max(self.per_beta_steps, 1), 1.0)
-                self.last_loss = self.learn(self.memory.sample(beta))
-            else:
-                self.last_loss = self.learn(self.memory.sample())
-            if not math.isfinite(self.last_loss):
-                raise FloatingPointError(f"the loss became {self.last_loss} at step "
-                                         f"{self.t_step} (try a lower learning rate)")
-            if self.tau > 0:
-                self.soft_update(self.qnetwork_local, self.qnetwork_target, self.tau)
+            self.learn_from_memory()
         if self.tau == 0 and self.t_step % self.target_update_every == 0:
             self.hard_update(self.qnetwork_local, self.qnetwork_target)
+
+    def learn_from_memory(self):
+        """One gradient step on a batch from the buffer, at the scheduled learning rate (and β,
+        for a prioritized buffer), then the soft target update if tau > 0."""
+        if self.lr_decay_steps > 0:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(self.t_step)
+        if getattr(self.memory, "prioritized", False):
+            batch = self.memory.sample(self.beta(self.t_step))
+        else:
+            batch = self.memory.sample()
+        self.last_loss = self.learn(batch)
+        if not math.isfinite(self.last_loss):
+            raise FloatingPointError(f"the loss became {self.last_loss} at step "
+                                     f"{self.t_step} (try a lower learning rate)")
+        if self.tau > 0:
+            self.soft_update(self.qnetwork_local, self.qnetwork_target, self.tau)
 
     # ── A refinement a first reading may skip: n-step returns ──────────────────────────────
     # With n_step = n (Sutton 1988, used by Rainbow) the stored transition is
@@ -505,45 +521,53 @@ class Agent:
     # and learn() bootstraps with γⁿ. A reward reaches the value of the action that earned it n
     # times faster than through n one-step backups — in Breakout the ball takes dozens of steps
     # from paddle to brick. The price is a little bias: the n−1 later actions were ε-greedy ones
-    # of an older policy. step() keeps the last n transitions of each stream (each env) and
-    # stores a transition once n later rewards are known, or at once when its game (or life)
-    # ends: R then stops at the end.
+    # of an older policy. remember() keeps the last n transitions of each stream (each env) and
+    # stores a transition once n later rewards are known. Where the game (or life) ends first,
+    # R stops there after k < n rewards: at a terminal nothing is bootstrapped; at a time limit
+    # (truncated) the return bootstraps from the last state with γᵏ, which the buffer learns
+    # from the transition's `steps` = k.
 
-    def store_n_step(self, pending, state, action, reward, next_state, done):
-        """Add a transition to one stream's `pending` list and push the n-step transitions that
-        are complete: the oldest once n rewards follow it, all of them when `done`."""
+    def remember(self, state, action, reward, next_state, done, truncated=False, stream=0):
+        """Store a transition in the buffer: at once with n_step = 1, else through `stream`'s
+        list of pending transitions, pushing the n-step transitions that are complete."""
+        if self.n_step == 1:
+            self.memory.push(state, action, reward, next_state, done)
+            return
+        pending = self.pending.setdefault(stream, [])
         if pending and not np.array_equal(pending[-1][3], state):
-            # The stream jumped: a time limit cut its game and a new one began. The pending
-            # transitions bootstrap from the last state they reached, with γ^n instead of γ^k
-            # for their k < n steps — a small error at the rare time limits.
-            self.push_returns(pending, len(pending), False)
+            raise ValueError(f"stream {stream} went on from another state than its last "
+                             "next_state: a game ended without done or truncated. Pass "
+                             "truncated=True to step() where a time limit (or your loop) cuts "
+                             "a game, so its n-step returns stop there")
         pending.append((np.array(state), action, reward, np.array(next_state)))  # (copies: a
         # caller may reuse its arrays)
-        if done:  # the return stops here: every pending transition ends at this terminal
-            self.push_returns(pending, len(pending), True)
+        if done or truncated:  # the returns stop here: every pending transition ends now
+            self.push_returns(pending, len(pending), done)
         elif len(pending) == self.n_step:
             self.push_returns(pending, 1, False)
 
     def push_returns(self, pending, count, done):
-        """Push the `count` oldest pending transitions with their discounted reward sums up to
-        the newest one, whose next state they bootstrap from, and remove them."""
+        """Push the `count` oldest pending transitions, each with the discounted sum of the k
+        rewards from it to the newest one (steps = k), whose next state it bootstraps from, and
+        remove them."""
         last_next_state = pending[-1][3]
         for _ in range(count):
-            ret = sum(self.gamma ** k * step[2] for k, step in enumerate(pending))
+            # R = Σ_{i<k} γ^i·r_{t+i}
+            ret = sum(self.gamma ** i * step[2] for i, step in enumerate(pending))
             state, action = pending[0][0], pending[0][1]
-            self.memory.push(state, action, ret, last_next_state, done)
+            self.memory.push(state, action, ret, last_next_state, done, len(pending))
             del pending[0]
 
     def learn(self, experiences, gamma=None):
-        """One gradient step on a batch (states, actions, rewards, next_states, dones), shapes
-        (B, *obs), (B,) int64, (B,) float32, (B, *obs), (B,) float32. Returns the loss (Huber
-        or MSE, as a float) before the step. A PrioritizedReplayBuffer's batch has two more
-        items, (weights, slots): the loss is then weighted per transition, and the sampled
-        slots get their new priorities |δ| + ε.
+        """One gradient step on a batch: a Batch from the buffer, or a course's 5-tuple
+        (states, actions, rewards, next_states, dones), shapes (B, *obs), (B,) int64,
+        (B,) float32, (B, *obs), (B,) float32. Returns the loss (Huber or MSE, as a float)
+        before the step. A Batch with `weights` (a PrioritizedReplayBuffer's) weights the loss
+        per transition and gives the sampled `slots` their new priorities |δ| + ε.
 
         gamma is the per-step discount γ, as a course template passes it (None: the agent's).
-        The rewards of an n-step agent are n-step returns summed with the agent's γ, so next
-        states are discounted by γⁿ — right for any n_step; a different γ is refused.
+        A transition whose reward sums k rewards (Batch.steps; a plain tuple's: n_step) is
+        bootstrapped with γᵏ; those sums used the agent's γ, so a different γ is refused.
         """
         if gamma is None:
             gamma = self.gamma
@@ -551,31 +575,31 @@ class Agent:
             raise ValueError(f"learn(gamma={gamma}) but this agent sums its {self.n_step}-step "
                              f"returns with gamma={self.gamma}: create the Agent with "
                              f"gamma={gamma} (or n_step=1)")
-        bootstrap_discount = gamma ** self.n_step  # γⁿ
-        states, actions, rewards, next_states, dones = experiences[:5]
+        batch = Batch(*experiences)
+        steps = self.n_step if batch.steps is None else batch.steps  # k per transition
         # ── the core of DQN ──────────────────────────────────────────────────────────────────
         with torch.no_grad():
             if self.double_dqn:
                 # Double DQN: a′ = argmax_a′ Q_local(s′, a′), valued by Q_target(s′, a′).
-                next_actions = self.qnetwork_local(next_states).argmax(dim=1, keepdim=True)
-                next_q = self.qnetwork_target(next_states).gather(1, next_actions).squeeze(1)
+                next_actions = self.qnetwork_local(batch.next_states).argmax(dim=1, keepdim=True)
+                next_q = self.qnetwork_target(batch.next_states).gather(1, next_actions).squeeze(1)
             else:
                 # Nature DQN: max_a′ Q_target(s′, a′).
-                next_q = self.qnetwork_target(next_states).max(dim=1).values   # (batch,)
-            # y = R + γⁿ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal
-            # (with n_step = 1, R = r and γⁿ = γ).
-            td_target = rewards + bootstrap_discount * (1.0 - dones) * next_q  # (batch,)
+                next_q = self.qnetwork_target(batch.next_states).max(dim=1).values   # (batch,)
+            # y = R + γᵏ·(1 − done)·Q_target(s′, a′): no bootstrapping past a terminal
+            # (k = n_step, or fewer where a time limit cut the return; one step: R = r, γᵏ = γ).
+            td_target = batch.rewards + gamma ** steps * (1.0 - batch.dones) * next_q  # (batch,)
         # Q(s, a) for the actions actually taken.
-        q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)
+        q_taken = self.qnetwork_local(batch.states).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         # With the TD error δ = Q(s, a) − y:
-        if len(experiences) > 5:
+        if batch.weights is not None:
             # Prioritized replay: L = mean(w_i · ℓ(δ_i)), with the importance-sampling weights
             # w_i; the sampled transitions' priorities become |δ_i| + ε.
-            weights, slots = experiences[5:7]
             elementwise = (F.mse_loss if self.loss == "mse" else F.smooth_l1_loss)(
                 q_taken, td_target, reduction="none")
-            loss = (weights * elementwise).mean()
-            self.memory.update_priorities(slots, (q_taken - td_target).detach().cpu().numpy())
+            loss = (batch.weights * elementwise).mean()
+            self.memory.update_priorities(batch.slots,
+                                          (q_taken - td_target).detach().cpu().numpy())
         elif self.loss == "mse":
             # L = mean(δ²): a large error counts in proportion (what CartPole's rare failures
             # need).
@@ -691,7 +715,8 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
             # A lost life is a terminal for learning: no bootstrapping past it. A time limit
             # (truncated) is not: the next state still has value, so it is left out here.
             done = terminated[i] or life_lost[i]
-            agent.step(obs[i], actions[i], learn_reward, ended_in[i], done, stream=i)
+            agent.step(obs[i], actions[i], learn_reward, ended_in[i], done, stream=i,
+                       truncated=truncated[i] and not done)
             game_score = None
             if terminated[i] or truncated[i]:  # the game is over (all lives) or cut
                 game_score, scores[i] = scores[i], 0.0
@@ -709,10 +734,12 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 6. Refinements a first reading may skip: a dueling head and prioritized replay
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# Two of Rainbow's refinements (Hessel et al. 2018), each one argument of Agent and one flag:
-# * dueling=True (--dueling): QNetwork ends in a value head V(s) and an advantage head A(s, ·),
-#   Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′) (Wang et al. 2016; the line is in QNetwork).
-# * prioritized=True (--prioritized): the PrioritizedReplayBuffer below replaces the uniform one.
+# Two of Rainbow's refinements (Hessel et al. 2018), each one flag of the command line:
+# * Agent(..., dueling=True) (--dueling): QNetwork ends in a value head V(s) and an advantage
+#   head A(s, ·), Q(s, a) = V(s) + A(s, a) − mean_a′ A(s, a′) (Wang et al. 2016; the line is in
+#   QNetwork).
+# * Agent(..., memory=PrioritizedReplayBuffer(...)) (--prioritized): the buffer below replaces
+#   the uniform one; the Agent sees its `prioritized` attribute and passes it β.
 # Agent's defaults keep both off, so a first reading meets the plain DQN; the command line turns
 # the dueling head on for Atari from RAM (ENV_DEFAULTS, section 11, says why).
 #
@@ -724,9 +751,12 @@ def run_dqn(envs, agent, total_steps, clip_rewards=True, seed=None, on_step=None
 # transitions enter with the highest priority seen so far, so each is replayed soon. Sampling by
 # priority changes the distribution the updates average over, which biases them;
 # importance-sampling weights undo that in the loss,
-#     w_i = (N·P(i))^(−β) / max_j w_j,
+#     w_i = (N·P(i))^(−β) / max_{j in the batch} w_j,
 # with β annealed from β₀ to 1 over training (the full correction by the end, when it matters
-# most; dividing by the batch's largest weight only scales the step down).
+# most). Dividing by a maximum only scales the step down, so that no weight exceeds 1. Schaul et
+# al. write max_j w_j without saying over what; OpenAI Baselines takes it over the whole buffer
+# (the weight of the smallest priority), which scales every step down more and by an amount
+# that drifts with the rarest transition. We take it over the batch, as Dopamine does.
 # Sampling by priority needs, for a uniform u in [0, Σ p), the transition whose cumulative
 # priority range holds u. A sum tree answers that in log₂ N steps: its leaves hold the p_i, each
 # inner node the sum of its two children. From the root, go left if u < sum(left child), else
@@ -782,9 +812,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         action_size, buffer_size, batch_size, seed, device: as for ReplayBuffer.
         alpha: how strongly priorities count (0 = uniform; Schaul et al.: 0.6).
         eps: added to |δ| so that no transition's probability is ever 0.
-    sample(beta) returns ReplayBuffer.sample()'s five tensors plus `weights` (B,) float32 and
-    the sampled `slots` (B,) int64; after learning, call update_priorities(slots, td_errors).
+    sample(beta) returns a Batch with `weights` (B,) float32 and the sampled `slots` (B,) int64
+    filled in; after learning, call update_priorities(slots, td_errors).
     """
+
+    prioritized = True  # Agent passes sample() the importance-sampling exponent β
 
     def __init__(self, action_size, buffer_size, batch_size, seed=0, device="cpu", alpha=0.6,
                  eps=1e-6):
@@ -793,28 +825,29 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree = SumTree(buffer_size)
         self.max_priority = 1.0  # the largest |δ| + ε seen: new transitions get it
 
-    def push(self, state, action, reward, next_state, done):
+    def push(self, state, action, reward, next_state, done, steps=1):
         """Store one transition at the highest priority so far (so it is replayed soon)."""
         slot = self.position
-        super().push(state, action, reward, next_state, done)
+        super().push(state, action, reward, next_state, done, steps)
         self.tree.update([slot], [self.max_priority ** self.alpha])
 
     def sample(self, beta=1.0):
-        """A batch drawn by priority: (states, actions, rewards, next_states, dones, weights,
-        slots), the first five as ReplayBuffer.sample() returns them, weights (B,) float32 on
-        `device`, slots (B,) int64 (a numpy array)."""
+        """A Batch drawn by priority, with its importance-sampling weights (B,) float32 on
+        `device` and the sampled slots (B,) int64 (a numpy array)."""
         total = self.tree.total()
         # one u in each of B equal parts of [0, total): a spread-out batch (Schaul et al.)
         values = (np.arange(self.batch_size) + self.rng.random(self.batch_size)) * (
             total / self.batch_size)
         slots = np.minimum(self.tree.find(values), self.size - 1)  # (rounding at the far end)
         probs = self.tree.nodes[slots + self.tree.leaves] / total       # P(i)
-        # w_i = (N·P(i))^(−β) / max_j w_j
+        # w_i = (N·P(i))^(−β) / max_{j in the batch} w_j
         weights = (self.size * probs) ** (-beta)
         weights /= weights.max()
-        batch = tuple(torch.from_numpy(array[slots]).to(self.device) for array in
-                      (self.states, self.actions, self.rewards, self.next_states, self.dones))
-        return (*batch, torch.as_tensor(weights, dtype=torch.float32, device=self.device), slots)
+        fields = (torch.from_numpy(array[slots]).to(self.device) for array in
+                  (self.states, self.actions, self.rewards, self.next_states, self.dones,
+                   self.steps))
+        return Batch(*fields, torch.as_tensor(weights, dtype=torch.float32, device=self.device),
+                     slots)
 
     def update_priorities(self, slots, td_errors):
         """p_i = |δ_i| + ε for the sampled `slots` (B,), from their TD errors (B,) (a numpy
@@ -1183,7 +1216,8 @@ def run_reinforce(env, policy, episodes, scaler=None, clip_rewards=False, life_l
 # FrameStackObservation does the stacking. Nature DQN also takes the max of the last two frames,
 # because some games draw sprites only every other frame; Breakout draws the ball and paddle on
 # every frame, so we skip that. The Agent takes these through its `network` and `memory`
-# arguments; everything else about DQN stays as it is.
+# arguments, with n_step=1: the frame-sharing buffer stores one-step transitions only (it refuses
+# others); everything else about DQN stays as it is.
 
 
 def area_resize_matrix(source, target):
@@ -1263,7 +1297,9 @@ class FrameStackReplayBuffer(ReplayBuffer):
     Frames go into one circular stream in the order they were seen. A transition remembers the
     stream position e of its next state's newest frame; then state = stream[e−k .. e−1] and
     next state = stream[e−k+1 .. e]. When a state does not continue the previous transition (a
-    new game), its k frames are written first. Same push/sample interface as ReplayBuffer.
+    new game), its k frames are written first. Same push/sample interface as ReplayBuffer,
+    for one-step transitions only: next_state must be state shifted by one frame, which an
+    n-step transition (s_t, s_{t+n}) is not — push() refuses it (use Agent(..., n_step=1)).
 
     The stream holds a little more than `buffer_size` frames (the extra k frames per game need
     room); when it wraps onto frames that old transitions still use, those transitions are
@@ -1280,6 +1316,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.actions = np.zeros(self.capacity, dtype=np.int64)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.steps = np.ones(self.capacity, dtype=np.float32)
         self.states = self.frames  # marks the buffer as allocated
 
     def _write_frame(self, frame):
@@ -1290,9 +1327,14 @@ class FrameStackReplayBuffer(ReplayBuffer):
         """Stream slots of the `length` frames ending at frame number `newest` (int or (B,))."""
         return (np.asarray(newest)[..., None] + np.arange(1 - length, 1)) % self.stream_capacity
 
-    def push(self, state, action, reward, next_state, done):
+    def push(self, state, action, reward, next_state, done, steps=1):
         """Store one transition: only next_state's newest frame, plus all of `state` when it is
-        not the previous transition's next_state."""
+        not the previous transition's next_state. Raises ValueError unless next_state is state
+        shifted by one frame (a one-step transition)."""
+        if steps != 1 or not np.array_equal(next_state[:-1], state[1:]):
+            raise ValueError("FrameStackReplayBuffer stores one-step transitions (next_state = "
+                             "state shifted by one frame); an n-step agent's (s_t, s_{t+n}) is "
+                             "not one: use Agent(..., n_step=1) with this buffer")
         if self.states is None:
             self._allocate(state)
         last = self.frames_written - 1
@@ -1305,6 +1347,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         i = self.position
         self.next_frame[i] = self.frames_written - 1
         self.actions[i], self.rewards[i], self.dones[i] = action, reward, done
+        self.steps[i] = 1
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         # Drop the oldest transitions whose first frame the stream has overwritten.
@@ -1313,15 +1356,15 @@ class FrameStackReplayBuffer(ReplayBuffer):
             self.size -= 1
 
     def sample(self):
-        """Uniform random batch, as ReplayBuffer.sample: states and next_states (B, k, H, W)."""
+        """Uniform random Batch, as ReplayBuffer.sample: states and next_states (B, k, H, W)."""
         # the valid transitions are the newest `size`: slots position − size … position − 1
         idx = (self.position - self.size + self.rng.integers(0, self.size, size=self.batch_size)
                ) % self.capacity
         # frames e−k … e for each transition: (B, k + 1, H, W), one fancy-indexing call
         frames = self.frames[self._stream_slots(self.next_frame[idx], self.k + 1)]
-        return tuple(torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for array in
-                     (frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],
-                      self.dones[idx]))
+        return Batch(*(torch.from_numpy(np.ascontiguousarray(array)).to(self.device) for array in
+                       (frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],
+                        self.dones[idx], self.steps[idx])))
 
 
 # ████████████████████████████████████████████████████████████████████████████████████████████████
@@ -1330,6 +1373,25 @@ class FrameStackReplayBuffer(ReplayBuffer):
 # Sections 11–18 turn Part I into a tool: one dataclass of hyperparameters per algorithm with
 # per-environment defaults, the run folder (history, checkpoints, curve, lock), evaluation, GIFs,
 # plots, benchmarks and the command line. A student may stop reading here.
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import difflib
+import functools
+import inspect
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import textwrap
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 # ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -1433,11 +1495,12 @@ class DQNConfig(CommonConfig):
                                                  "(0 = off)")
     dueling: bool = agent_option("dueling", "dueling head (Wang et al. 2016): Q = V(s) + A(s, a) "
                                             "− mean_a′ A(s, a′) (RAM and float observations)")
-    prioritized: bool = agent_option("prioritized", "prioritized replay (Schaul et al. 2016): "
-                                                    "sample transitions by |TD error|^α, "
-                                                    "weighted by importance sampling")
-    per_alpha: float = agent_option("per_alpha", "with --prioritized: priority exponent α "
-                                                 "(0 = uniform; Schaul et al.: 0.6)")
+    prioritized: bool = option(False, "prioritized replay (Schaul et al. 2016): sample "
+                                      "transitions by |TD error|^α, weighted by importance "
+                                      "sampling")
+    per_alpha: float = option(inspect.signature(PrioritizedReplayBuffer).parameters["alpha"]
+                              .default, "with --prioritized: priority exponent α (0 = uniform; "
+                                        "Schaul et al.: 0.6)")
     per_beta: float = agent_option("per_beta", "with --prioritized: importance-sampling "
                                                "exponent β at the start (Schaul et al.: 0.4)")
     per_beta_steps: int = agent_option("per_beta_steps", "with --prioritized: agent steps over "
@@ -2164,9 +2227,14 @@ def make_agent(cfg, obs_shape, n_actions, seed, device="cpu"):
     if len(obs_shape) < 3:
         check_network_fits(math.prod(obs_shape), cfg.hidden_sizes, n_actions)
     network = memory = None
+    sampling_seed = np.random.SeedSequence(seed).spawn(2)[1]  # as Agent seeds its own buffer
     if len(obs_shape) == 3:
         network = ConvQNetwork(obs_shape[0], n_actions, seed)
-        memory = FrameStackReplayBuffer(n_actions, cfg.buffer_size, cfg.batch_size, seed, device)
+        memory = FrameStackReplayBuffer(n_actions, cfg.buffer_size, cfg.batch_size,
+                                        sampling_seed, device)
+    elif cfg.prioritized:
+        memory = PrioritizedReplayBuffer(n_actions, cfg.buffer_size, cfg.batch_size,
+                                         sampling_seed, device, cfg.per_alpha)
     hyperparameters = {name: getattr(cfg, name) for name in AGENT_FIELDS}
     return Agent(obs_shape, n_actions, seed, **hyperparameters, device=device, network=network,
                  memory=memory)
@@ -2958,8 +3026,8 @@ def benchmark_training(cfg, seconds=30.0):
 #
 # RAM addresses (byte index in the 128-byte observation) whose meaning is published: AtariARI,
 # Anand et al. 2019, "Unsupervised State Representation Learning in Atari",
-# atariari/benchmark/ram_annotations.py (https://github.com/mila-iqia/atari-representation-learning);
-# Breakout's lives: ALE's src/games/supported/Breakout.cpp reads them at 0xB9 (byte 57).
+# atariari/benchmark/ram_annotations.py
+# (https://github.com/mila-iqia/atari-representation-learning); Breakout's lives: ALE's src/games/supported/Breakout.cpp reads them at 0xB9 (byte 57).
 RAM_ANNOTATIONS = {
     "Breakout": {"ball x": 99, "ball y": 101, "paddle x": 72, "blocks hit": 77, "score": 84,
                  "lives": 57, **{f"bricks {i}": i for i in range(30)}},

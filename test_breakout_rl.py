@@ -98,6 +98,38 @@ def test_qnetwork_same_seed_same_weights():
         assert torch.equal(pa, pb)
 
 
+class FireScores(rl.gym.Env):
+    """A two-life game with NOOP and FIRE: step 1 loses a life; the FIRE that serves the next
+    ball scores 5 and ends the game."""
+
+    observation_space = rl.gym.spaces.Box(0, 255, (1,), np.uint8)
+    action_space = rl.gym.spaces.Discrete(2)
+
+    def get_action_meanings(self):
+        return ["NOOP", "FIRE"]
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.lives, self.served = 2, 0
+        return np.zeros(1, np.uint8), {"lives": self.lives}
+
+    def step(self, action):
+        reward, terminated = 0.0, False
+        if action == 1:
+            self.served += 1
+            reward, terminated = (5.0, True) if self.served == 2 else (0.0, False)
+        else:
+            self.lives -= 1
+        return np.zeros(1, np.uint8), reward, terminated, False, {"lives": self.lives}
+
+
+def test_the_fire_after_a_lost_life_keeps_its_reward_and_its_end_of_game():
+    env = rl.AtariLives(FireScores(), noop_max=0)
+    env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step(0)   # a life lost, then FIRE: 5, the end
+    assert (reward, terminated, truncated, info["life_lost"]) == (5.0, True, False, True)
+
+
 # ── 3. ReplayBuffer ───────────────────────────────────────────────────────────────────────────
 
 def test_buffer_keeps_the_observation_dtype_and_pairs_fields():
@@ -105,8 +137,9 @@ def test_buffer_keeps_the_observation_dtype_and_pairs_fields():
     for i in range(10):
         state = np.full(128, i, dtype=np.uint8)
         buffer.push(state, i % 4, float(i), state + 1, i % 2 == 0)
-    states, actions, rewards, next_states, dones = buffer.sample()
+    states, actions, rewards, next_states, dones, steps, weights, _ = buffer.sample()
     assert states.dtype == torch.uint8 and states.shape == (64, 128)
+    assert torch.equal(steps, torch.ones(64)) and weights is None   # one-step, uniform
     assert actions.dtype == torch.int64 and rewards.dtype == torch.float32
     assert dones.dtype == torch.float32
     i = states[:, 0].long()
@@ -358,17 +391,43 @@ def test_n_step_returns_sum_n_rewards_and_stop_at_a_terminal():
     assert agent.t_step == 4
 
 
-def test_n_step_returns_restart_where_a_stream_jumps_and_keep_streams_apart():
+def test_n_step_returns_stop_at_a_time_limit_and_keep_streams_apart():
     agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), gamma=0.5, n_step=3, learning_starts=100)
     agent.step(np.array([0]), 0, 1.0, np.array([1]), False, stream=0)
     agent.step(np.array([10]), 0, 5.0, np.array([11]), False, stream=1)  # another env
-    agent.step(np.array([1]), 0, 2.0, np.array([2]), False, stream=0)
     assert len(agent.memory) == 0
-    # stream 0 jumps (a time limit cut the game; a new one starts at 7): its two pending
-    # transitions are stored, bootstrapping from the last state they reached
-    agent.step(np.array([7]), 0, 1.0, np.array([8]), False, stream=0)
+    # a time limit cuts stream 0's game after its second step: its two pending transitions
+    # are stored with k = 2 and 1 rewards, bootstrapping from the last state they reached
+    agent.step(np.array([1]), 0, 2.0, np.array([2]), False, stream=0, truncated=True)
     assert pushed_transitions(agent) == [(0, 1 + 0.5 * 2, 2, 0.0), (1, 2, 2, 0.0)]
-    assert agent.learn_steps == 0 and agent.gamma ** agent.n_step == 0.125
+    assert agent.memory.steps[:2].tolist() == [2.0, 1.0]
+    agent.step(np.array([7]), 0, 1.0, np.array([8]), False, stream=0)   # the next game
+    assert len(agent.memory) == 2 and agent.learn_steps == 0
+
+
+def test_n_step_agent_refuses_a_stream_that_jumps_without_done_or_truncated():
+    # a loop that cuts a game without telling the agent would sum rewards across two games
+    agent = rl.Agent(1, 2, seed=0, hidden_sizes=(4,), n_step=3, learning_starts=100)
+    agent.step(np.array([0]), 0, 1.0, np.array([1]), False)
+    with pytest.raises(ValueError, match="truncated=True"):
+        agent.step(np.array([7]), 0, 1.0, np.array([8]), False)
+
+
+@pytest.mark.parametrize("double_dqn, expected_y", [(True, 1.0 + 0.25 * 2), (False, 1.0 + 0.25 * 10)])
+def test_a_return_cut_after_k_rewards_bootstraps_with_gamma_to_the_k(double_dqn, expected_y):
+    # a 3-step agent, γ = ½; this transition's R summed k = 2 rewards before a time limit:
+    # y = R + γ²·Q_target(s′, a′) (γ³ would give 1 + 0.125·2 = 1.25 or 1 + 0.125·10 = 2.25)
+    agent = table_agent(double_dqn, n_step=3)
+    batch = rl.Batch(*one_transition(), steps=torch.tensor([2.0]))
+    assert agent.learn(batch) == pytest.approx(expected_y ** 2)
+
+
+def test_acting_and_replay_draw_from_two_random_streams():
+    # one seed for the agent, but ε-greedy draws and batch indices must not be the same numbers
+    agent = rl.Agent(4, 2, seed=0)
+    assert agent.rng.random() != agent.memory.rng.random()
+    again = rl.Agent(4, 2, seed=0)   # still reproducible from the one seed
+    assert again.rng.random() == rl.Agent(4, 2, seed=0).rng.random()
 
 
 def test_one_step_agent_pushes_each_transition_as_it_comes():
@@ -577,13 +636,25 @@ def test_prioritized_sampling_follows_the_priorities():
 
 def test_importance_sampling_weights_worked_example():
     buffer = prioritized_buffer([1.0, 2.0, 3.0, 4.0], batch_size=400)
-    _, _, rewards, _, _, weights, slots = buffer.sample(beta=1.0)
+    _, _, rewards, _, _, _, weights, slots = buffer.sample(beta=1.0)
     # N = 4, P = 0.1 … 0.4: (N·P)^−1 = 2.5, 1.25, 0.833, 0.625; divided by the largest, 2.5:
     expected = np.array([1.0, 0.5, 1 / 3, 0.25])
     np.testing.assert_allclose(weights.numpy(), expected[slots], rtol=1e-6)
     np.testing.assert_array_equal(rewards.numpy(), slots)   # the fields belong to the slots
-    _, _, _, _, _, weights, slots = buffer.sample(beta=0.5)  # β = ½: √ of those, over √2.5
+    _, _, _, _, _, _, weights, slots = buffer.sample(beta=0.5)  # β = ½: √ of those, over √2.5
     np.testing.assert_allclose(weights.numpy(), np.sqrt(expected)[slots], rtol=1e-6)
+
+
+def test_importance_sampling_weights_are_divided_by_the_batch_largest_not_the_buffer():
+    # priorities 1 and 9 (α = 1), β = 1, N = 2: P = 0.1, 0.9; (N·P)^−1 = 5 and 5/9.
+    # A batch of one transition of slot 1: over the batch its weight is 1; over the buffer
+    # (max from the smallest priority, 5) it would be (5/9) / 5 = 1/9.
+    buffer = prioritized_buffer([1.0, 9.0], batch_size=1)
+    while True:
+        *_, weights, slots = buffer.sample(beta=1.0)
+        if slots[0] == 1:
+            break
+    assert weights.tolist() == [1.0]
 
 
 def test_new_transitions_enter_at_the_highest_priority_seen():
@@ -594,14 +665,15 @@ def test_new_transitions_enter_at_the_highest_priority_seen():
 
 
 def test_prioritized_learning_weights_the_loss_and_updates_the_priorities():
+    memory = rl.PrioritizedReplayBuffer(2, buffer_size=4, batch_size=64, alpha=1.0)
     agent = rl.Agent(1, 2, seed=0, network=TableQ([[0.0, 0.0], [1.0, 5.0]]), lr=0.0,
-                     n_step=1, gamma=0.5, loss="mse", prioritized=True, per_alpha=1.0,
-                     buffer_size=4)
+                     n_step=1, gamma=0.5, loss="mse", memory=memory)
     with torch.no_grad():
         agent.qnetwork_target.table.copy_(torch.tensor([[0.0, 0.0], [10.0, 2.0]]))
     states, actions, rewards, next_states, dones = one_transition()
     agent.memory.push(np.array([0.0]), 0, 1.0, np.array([1.0]), 0.0)
-    batch = (states, actions, rewards, next_states, dones, torch.tensor([0.25]), np.array([0]))
+    batch = rl.Batch(states, actions, rewards, next_states, dones,
+                     weights=torch.tensor([0.25]), slots=np.array([0]))
     # Double DQN: y = 1 + 0.5·2 = 2, δ = 0 − 2: loss = 0.25·2² = 1; the priority becomes |δ| = 2
     assert agent.learn(batch) == pytest.approx(1.0)
     assert agent.memory.tree.nodes[agent.memory.tree.leaves] == pytest.approx(2.0 + 1e-6)
@@ -609,9 +681,9 @@ def test_prioritized_learning_weights_the_loss_and_updates_the_priorities():
 
 
 def test_prioritized_agent_anneals_beta_and_learns_from_its_buffer(monkeypatch):
-    agent = rl.Agent(4, 2, seed=0, hidden_sizes=(8,), batch_size=8, buffer_size=100,
-                     learning_starts=10, train_every=1, prioritized=True, per_beta=0.4,
-                     per_beta_steps=40)
+    agent = rl.Agent(4, 2, seed=0, hidden_sizes=(8,), batch_size=8, learning_starts=10,
+                     train_every=1, memory=rl.PrioritizedReplayBuffer(2, 100, 8),
+                     per_beta=0.4, per_beta_steps=40)
     betas, sample = [], agent.memory.sample
     monkeypatch.setattr(agent.memory, "sample", lambda beta: betas.append(beta) or sample(beta))
     state = np.zeros(4, dtype=np.float32)
@@ -952,9 +1024,23 @@ def test_frame_stack_buffer_returns_what_a_naive_buffer_would():
             buffer.push(state, i % 4, float(i), next_state, i % 40 == 39)
     assert len(frugal) == len(naive) == 240
     for expected, got in zip(naive.sample(), frugal.sample()):
-        assert torch.equal(expected, got)
+        assert (expected is got is None) or torch.equal(expected, got)
     # each frame once, plus the k frames that start each of the 6 episodes
     assert frugal.frames_written == 240 + 6 * 3
+
+
+def test_frame_stack_buffer_refuses_an_n_step_agent_transition():
+    # numbered frames: a 3-step agent pushes (s_t, s_{t+3}) = ([0 1 2 3], [3 4 5 6]), which the
+    # frame-sharing buffer would store as next state [1 2 3 6]
+    frames = np.arange(20, dtype=np.uint8).reshape(20, 1, 1)
+    agent = rl.Agent((4, 1, 1), 2, seed=0, network=rl.ConvQNetwork(4, 2), n_step=3,
+                     memory=rl.FrameStackReplayBuffer(2, 100, 8))
+    with pytest.raises(ValueError, match="n_step=1"):
+        for t in range(4):
+            agent.step(frames[t:t + 4], 0, 0.0, frames[t + 1:t + 5], False)
+    one_step = rl.FrameStackReplayBuffer(2, 100, 8)
+    one_step.push(frames[0:4], 0, 0.0, frames[1:5], False)   # shifted by one frame: stored
+    assert len(one_step) == 1
 
 
 def test_frame_stack_buffer_wraps_and_never_returns_overwritten_frames():
@@ -964,7 +1050,7 @@ def test_frame_stack_buffer_wraps_and_never_returns_overwritten_frames():
         frugal.push(state, i, 0.0, next_state, False)   # the action is the transition's id
         truth[i] = (state, next_state)
     assert 40 <= len(frugal) <= 50
-    states, actions, _, next_states, _ = frugal.sample()
+    states, actions, _, next_states, _, _, _, _ = frugal.sample()
     assert actions.min() >= 140 - 50           # only recent transitions
     for state, action, next_state in zip(states, actions, next_states):
         np.testing.assert_array_equal(state.numpy(), truth[int(action)][0])
@@ -1049,8 +1135,9 @@ def copied_module(tmp_path, names):
     in breakout_rl.py, into a fresh module, and import it."""
     tree = ast.parse(SOURCE)
     header = [ast.get_source_segment(SOURCE, node) for node in tree.body
-              if isinstance(node, (ast.Import, ast.ImportFrom))
-              or (isinstance(node, ast.Expr) and "register_envs" in ast.unparse(node))]
+              if node.lineno < part_two_line() and (
+                  isinstance(node, (ast.Import, ast.ImportFrom))
+                  or (isinstance(node, ast.Expr) and "register_envs" in ast.unparse(node)))]
     pieces = {node.name: ast.get_source_segment(SOURCE, node) for node in tree.body
               if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     path = tmp_path / "homework.py"
@@ -1067,7 +1154,7 @@ def readme_homework_code():
     return block[:block.index("```")]
 
 
-HOMEWORK_PIECES = ["QNetwork", "ReplayBuffer", "Agent", "AtariLives"]
+HOMEWORK_PIECES = ["QNetwork", "Batch", "ReplayBuffer", "Agent", "AtariLives"]
 
 
 def run_readme_homework(tmp_path, n_episodes):
