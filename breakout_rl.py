@@ -24,8 +24,9 @@ How to read it
 **Part I — the algorithms** (sections 1–10) is the tutorial, in the order a course teaches it —
 the environment's traps, DQN (1–5) and two refinements of it (6), REINFORCE (7–9), then DQN from
 pixels (10) — and uses nothing from Part II: you may stop reading where it ends. Each class there
-takes plain arguments and can be copied, with the import block, into your own training loop;
-section 5's loop is the one every DQN result of this file came from.
+takes plain arguments and can be copied, with Part I's import block, into your own training
+loop; section 5's loop is the one the command line trains with (the README's homework results
+come from the README's own loop over the same classes).
 **Part II — the machinery** (sections 11–18) is what makes this a tool: configs and per-env
 defaults, the run folder, the worker processes that feed section 5's loop many envs at once,
 checkpoints, evaluation, plots, GIFs, benchmarks and the command line. It holds no loop of its own.
@@ -55,7 +56,11 @@ config, counters), ``config.json`` (the hyperparameters used), ``history.csv`` (
 all of them before exiting. The folder starts with a marker file, ``.breakout_rl-run``: the tool
 never trains into (or writes over) a folder holding files it did not write.
 
-Needs Python 3.10 or newer. Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12, numpy 2.4, matplotlib 3.11.
+Needs Python 3.10 or newer. Tested with Python 3.11, torch 2.13, gymnasium 1.4, ale-py 0.12,
+numpy 2.4, matplotlib 3.11 (and the lowest versions requirements.txt allows: docs/versions.md).
+
+License: MIT (the LICENSE file): copy, adapt and hand out this file and its classes, keeping the
+copyright line. To cite it: CITATION.cff.
 
 References
 ----------
@@ -145,10 +150,9 @@ gym.register_envs(ale_py)
 #   * lives: a game has 5 lives. For learning, losing a life is a terminal (no bootstrapping past
 #     it: that teaches "losing a life is bad" fast), but the game goes on — we do not reset.
 #     AtariLives reports info["life_lost"]; the training loop stores done = terminated or life_lost.
-#   * scaling: RAM bytes (and pixels) are 0..255. Fed raw, they make every pre-activation ~255×
-#     larger than the initialisation expects: the fresh QNetwork's |Q| averages 3.4 on raw
-#     Breakout RAM against 0.05 on scaled bytes, far from the small values the TD targets have
-#     at first. QNetwork divides uint8 input by 255 itself.
+#   * scaling: RAM bytes (and pixels) are 0..255. Fed raw, they make every pre-activation up to
+#     255× larger than the initialisation expects, so a fresh network's Q-values start far from
+#     the small values the TD targets have at first. QNetwork divides uint8 input by 255 itself.
 #   * reward clipping: Breakout's rows are worth 1, 4 or 7 points, other games' rewards run into
 #     the hundreds. The loop learns from sign(reward) ∈ {−1, 0, 1}, so one learning rate suits
 #     every game, and reports the raw score.
@@ -434,7 +438,7 @@ class Agent:
         self.memory = memory
         self.t_step = 0        # agent steps seen by step()
         self.learn_steps = 0   # gradient steps taken
-        self.last_loss = float("nan")
+        self.last_loss = self.last_q_mean = float("nan")
 
     def epsilon(self, step):
         """ε at agent step `step`: ε = ε_start + (ε_end − ε_start)·min(step / decay_steps, 1)."""
@@ -616,6 +620,7 @@ class Agent:
             nn.utils.clip_grad_norm_(self.qnetwork_local.parameters(), self.grad_clip)
         self.optimizer.step()
         self.learn_steps += 1
+        self.last_q_mean = float(q_taken.detach().mean())  # mean Q(s, a) of the batch, logged
         return loss.item()
 
     def state_dict(self):
@@ -655,9 +660,9 @@ class Agent:
 # One flat loop, written against Gymnasium's vector-env API so that the same code runs one env or
 # many: act, step the envs, store and learn, count a game when one ends. A "game" is a full
 # episode of the environment (for Breakout all 5 lives) and its score is the raw, unclipped sum of
-# rewards. With one env it is the course's loop; the command line hands this very loop its 32
-# Breakout envs (stepped by worker processes, section 14), and `on_step` is where it hooks its
-# log, checkpoints and stop conditions.
+# rewards. The command line hands this very loop its 32 Breakout envs (stepped by worker
+# processes, section 14), and `on_step` is where it hooks its log, checkpoints and stop
+# conditions; with one env it does what a course's episode loop does, written for many.
 #
 # Make the envs with same-step autoreset, e.g. for one env
 #     envs = gym.vector.SyncVectorEnv([lambda: env],
@@ -864,8 +869,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 # expected return from the start, J(θ) = E_τ~π[ Σ_t γ^t r_t ]; the policy-gradient theorem gives
 #     ∇J(θ) = E[ Σ_t γ^t · G_t · ∇_θ log π(a_t|s_t, θ) ],   G_t = Σ_{k≥t} γ^(k−t) r_k.
 # REINFORCE estimates it from one whole episode and climbs: θ ← θ + α·∇J. Like most
-# implementations (and Sutton & Barto's episodic pseudocode without its γ^t), we drop the γ^t
-# factor: every step's action then counts as much as the first one's. The update is then no
+# implementations (Sutton & Barto's episodic pseudocode keeps it), we drop the γ^t factor: every
+# step's action then counts as much as the first one's. The update is then no
 # longer the gradient of J (in general not of any objective: Nota & Thomas 2020, "Is the Policy
 # Gradient a Gradient?") — a biased direction that learns well in practice.
 #
@@ -1155,9 +1160,9 @@ def pg_features(obs, scaler=None):
 # ════════════════════════════════════════════════════════════════════════════════════════════════
 # 9. The REINFORCE training loop
 # ════════════════════════════════════════════════════════════════════════════════════════════════
-# It looks like the DQN loop on purpose, so the algorithmic difference stands out: DQN learns
-# every few steps from replayed transitions; REINFORCE plays a whole episode, then learns once
-# from that episode alone and throws it away.
+# The algorithmic difference from the DQN loop (section 5): DQN learns every few steps from
+# replayed transitions; REINFORCE plays a whole episode, then learns once from that episode
+# alone and throws it away. One env at a time: an episode is the unit of learning here.
 
 
 def run_reinforce(env, policy, episodes, scaler=None, clip_rewards=False, life_loss_reward=0.0,
@@ -1235,8 +1240,8 @@ class ResizeFrame(gym.ObservationWrapper):
     """Grayscale (H, W) uint8 frames → (size, size) uint8, by area averaging:
     small = R @ frame @ Cᵀ with R (size, H) and C (size, W) from area_resize_matrix.
 
-    The products run in torch: for matrices this small numpy's BLAS wakes its worker threads on
-    every frame, which measured 3× slower per env step here."""
+    The products run in torch: for matrices this small numpy's BLAS can wake its worker threads
+    on every frame, which costs more than the products."""
 
     def __init__(self, env, size=84):
         super().__init__(env)
@@ -1273,7 +1278,7 @@ class ConvQNetwork(nn.Module):
             nn.Flatten(),                                                # (batch, 3136)
             nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
             nn.Linear(512, action_size))
-        # "channels last" weights let the CPU's convolution kernels run ~12% faster here
+        # "channels last" weights suit the CPU's convolution kernels
         self.to(memory_format=torch.channels_last)
 
     def forward(self, state):
@@ -1382,9 +1387,12 @@ import difflib
 import functools
 import inspect
 import json
+import hashlib
 import multiprocessing
 import os
+import platform
 import random
+import shlex
 import subprocess
 import textwrap
 import threading
@@ -1754,6 +1762,9 @@ def is_atari(env_id):
     return isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py")
 
 
+ATARI_FRAMESKIP = 4  # emulator frames per agent step on Atari (frames = 4 × agent steps)
+
+
 def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram"):
     """Build an environment. Atari games skip 4 frames, get the AtariLives wrapper and read RAM
     (obs="ram": 128 uint8) or the screen (obs="pixels": (4, 84, 84) uint8, the last 4 frames).
@@ -1765,7 +1776,7 @@ def make_env(env_id, noop_max=30, sticky_actions=0.0, render_mode=None, obs="ram
     try:
         if is_atari(env_id):
             env = gym.make(env_id, obs_type="grayscale" if obs == "pixels" else "ram",
-                           frameskip=4, repeat_action_probability=sticky_actions,
+                           frameskip=ATARI_FRAMESKIP, repeat_action_probability=sticky_actions,
                            render_mode=render_mode)
             env = AtariLives(env, noop_max=noop_max)
             if obs == "pixels":
@@ -2004,8 +2015,101 @@ def write_history(path, rows):
     replace_file(path, write)
 
 
+# Provenance: what a run ran with, in config.json and model.pt, so a result can be checked
+# against the same versions later (and a resumed or evaluated checkpoint says where they differ).
+PROVENANCE_VERSIONS = ("python", "torch", "gymnasium", "ale_py", "numpy")
+
+
+def cpu_model():
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def file_version():
+    """This file's version: the git commit when it runs from a checkout (with "+changes" where
+    the file differs from that commit), and always the SHA-256 of the file itself."""
+    source = Path(__file__).resolve()
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    version = {"file_sha256": digest, "git_commit": None}
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(source.parent), *args], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+        version["git_commit"] = git("rev-parse", "HEAD") + (
+            "+changes" if git("status", "--porcelain", "--", source.name) else "")
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a checkout, or no git: the hash says which file it was
+    return version
+
+
+def provenance(device="cpu", command=None):
+    """{versions of Python, torch, gymnasium, ale-py, numpy; device; CPU; `command` (the
+    arguments given, default sys.argv's); start time (UTC); the file's version} for
+    config.json and model.pt."""
+    # (str(): torch.__version__ is a str subclass that torch.load(weights_only=True) refuses)
+    return {"python": platform.python_version(), "torch": str(torch.__version__),
+            "gymnasium": str(gym.__version__), "ale_py": str(ale_py.__version__),
+            "numpy": str(np.__version__),
+            "device": str(device), "cpu": cpu_model(), "os": platform.platform(),
+            "command": " ".join(shlex.quote(a) for a in ["python", Path(__file__).name,
+                                                          *(command or sys.argv[1:])]),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **file_version()}
+
+
+def version_differences(checkpoint):
+    """'torch 2.12.0 → 2.13.0, numpy 1.26.4 → 2.4.6': the versions a checkpoint was made with
+    that differ from this Python's ('' where none do, or the checkpoint predates provenance)."""
+    made, now = checkpoint.get("provenance"), provenance()
+    if not isinstance(made, dict):
+        return ""
+    return ", ".join(f"{name} {made[name]} → {now[name]}" for name in PROVENANCE_VERSIONS
+                     if isinstance(made.get(name), str) and made[name] != now[name])
+
+
+# metrics.csv: what the learner did, one row per progress line (CleanRL writes the same to
+# TensorBoard as charts/SPS, losses/td_loss, losses/q_values …; SB3 as time/fps, train/loss …).
+# The first columns are every run's; the learner adds its own (DQN: ε, lr, loss, mean Q of the
+# learning batch; REINFORCE: step size, ‖θ‖).
+METRICS_FIELDS = ["step", "seconds", "games", "mean100", "steps_per_second"]
+
+
+def metric_text(value):
+    """A number as metrics.csv writes it: whole numbers in full (step 3000000, not 3e+06),
+    others to 6 significant digits; None (a column this row lacks) as nan."""
+    value = math.nan if value is None else float(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def read_metrics(path):
+    """(columns, rows) of a metrics.csv, rows as dicts of floats; ([], []) if there is none.
+    Rows that do not parse (a line cut by a kill -9) are skipped, as are rows after them."""
+    try:
+        with open(path, newline="") as f:
+            lines = list(csv.reader(f))
+    except FileNotFoundError:
+        return [], []
+    if not lines or lines[0][:len(METRICS_FIELDS)] != METRICS_FIELDS:
+        return [], []
+    columns, rows = lines[0], []
+    for values in lines[1:]:
+        try:
+            rows.append(dict(zip(columns, map(float, values), strict=True)))
+        except ValueError:
+            break
+    return columns, rows
+
+
 class RunRecorder:
-    """Owns a run's files: history.csv (one row per game), model.pt, config.json and curve.png.
+    """Owns a run's files: history.csv (one row per game), metrics.csv (one row per progress
+    line), model.pt, config.json and curve.png.
 
     Args:
         out_dir: the run's folder (it exists, and this process holds its lock).
@@ -2017,11 +2121,13 @@ class RunRecorder:
             the checkpoint counts; games played after it (before a crash) are dropped.
     """
 
-    def __init__(self, out_dir, algo, cfg, env, snapshot, resume_from=None):
+    def __init__(self, out_dir, algo, cfg, env, snapshot, resume_from=None, device="cpu",
+                 command=None):
         self.out_dir = Path(out_dir)
         self.algo, self.cfg, self.snapshot = algo, cfg, snapshot
         self.meta = {"env_id": env.spec.id, "obs_shape": list(env.observation_space.shape),
-                     "n_actions": int(env.action_space.n)}
+                     "n_actions": int(env.action_space.n),
+                     "provenance": provenance(device, command)}
         self.threshold = env.spec.reward_threshold  # "solved" (None where Gymnasium sets none)
         self.solved_at = None                       # the game at which the mean first reached it
         self.exit_code = 0               # 130/143 after a signal
@@ -2040,6 +2146,16 @@ class RunRecorder:
                 raise ValueError(f"{self.history_path} holds {len(rows)} games but the "
                                  f"checkpoint counts {games}; it cannot be resumed")
         self.scores = [float(row["score"]) for row in rows]
+        self.game_steps = [int(row["env_step"]) for row in rows]  # the step each game ended at
+        self.metrics_path = self.out_dir / "metrics.csv"
+        self.metrics_columns = None  # set by the first row (METRICS_FIELDS + the learner's)
+        if resume_from is not None:  # keep the rows up to the checkpoint, as for history.csv
+            step = resume_from["progress"]["env_step"]
+            columns, kept = read_metrics(self.metrics_path)
+            kept = [row for row in kept if row["step"] <= step]
+            if columns:
+                self.metrics_columns = columns
+                self.write_metrics_file(kept)
         previous_seconds = float(rows[-1]["seconds"]) if rows else 0.0
         self.start = time.time() - previous_seconds  # `seconds` continues across a resume
         self.env_step = resume_from["progress"]["env_step"] if resume_from else 0
@@ -2053,7 +2169,8 @@ class RunRecorder:
         self._file = open(self.history_path, "a", newline="")
         self._writer = csv.writer(self._file)
         replace_file(self.out_dir / "config.json", lambda tmp: Path(tmp).write_text(
-            json.dumps({"algo": algo, **dataclasses.asdict(cfg)}, indent=1) + "\n"))
+            json.dumps({"algo": algo, **dataclasses.asdict(cfg),
+                        "provenance": self.meta["provenance"]}, indent=1) + "\n"))
 
     @property
     def games(self):
@@ -2069,6 +2186,7 @@ class RunRecorder:
     def end_game(self, score, env_step):
         """Record one finished game; every `save_every` games, also save a checkpoint."""
         self.scores.append(float(score))
+        self.game_steps.append(env_step)
         self.env_step = env_step
         self._writer.writerow([self.games, env_step, score, f"{self.elapsed():.1f}"])
         self._file.flush()
@@ -2082,11 +2200,31 @@ class RunRecorder:
         if self.cfg.save_every and self.games % self.cfg.save_every == 0:
             self.save_checkpoint()
 
-    def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False):
+    def write_metrics_file(self, rows):
+        """Replace metrics.csv, atomically, with its header and `rows`."""
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(self.metrics_columns)
+                writer.writerows([metric_text(row.get(k)) for k in self.metrics_columns]
+                                 for row in rows)
+        replace_file(self.metrics_path, write)
+
+    def add_metrics(self, values):
+        """Append one row (a dict: METRICS_FIELDS and the learner's own) to metrics.csv."""
+        if self.metrics_columns is None:
+            self.metrics_columns = list(values)
+            self.write_metrics_file([])
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.writer(f).writerow([metric_text(values.get(k)) for k in self.metrics_columns])
+
+    def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False,
+                  metrics=dict):
         """Print a progress line if `log_every` seconds have passed (or `force`): `done` of
         `total` budget units (steps or episodes), games, scores, `extra()` (a function, so its
-        text is built only when printed), speed and an ETA. The first line is preceded by a
-        legend of the columns; the ETA appears once a log interval has measured the speed."""
+        text is built only when printed), speed and an ETA; and add the same moment, with the
+        learner's `metrics()` (a dict of numbers), to metrics.csv. The first line is preceded by
+        a legend of the columns; the ETA appears once a log interval has measured the speed."""
         now = time.time()
         if not (force or self.log_due()):
             return
@@ -2112,6 +2250,10 @@ class RunRecorder:
         print(f"{unit} {done:>,}/{total:,} | games {self.games:>5} | last {last:>4} | "
               f"mean100 {mean} | {extra()}{rate:6.0f} steps/s | "
               f"{self.elapsed() / 60:5.1f} min, {eta}", flush=True)
+        if env_step > 0:
+            self.add_metrics({"step": env_step, "seconds": round(self.elapsed(), 1),
+                              "games": self.games, "mean100": self.mean100(),
+                              "steps_per_second": round(rate, 1), **metrics()})
         if self.speed_from is None:
             self.speed_from = (now, done)
         self.last_log, self.last_log_step = now, env_step
@@ -2166,7 +2308,8 @@ class RunRecorder:
         errors = []
         writers = [] if self.keep_last_checkpoint else [self.save_checkpoint]
         writers.append(lambda: replace_file(self.out_dir / "curve.png", lambda tmp: plot_curves(
-            [(self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}", self.threshold)))
+            [(self.game_steps, self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}",
+            self.threshold, ATARI_FRAMESKIP if is_atari(self.cfg.env_id) else None)))
         for write in writers:
             try:
                 write()
@@ -2259,11 +2402,14 @@ def announce(title, cfg, out_dir, resume_from):
     """Print what is being trained and every hyperparameter it uses, once."""
     verb = f"resuming {out_dir} at game {resume_from['progress']['games']}" if resume_from else (
         f"writing to {out_dir}")
+    if resume_from and version_differences(resume_from):
+        print(f"note: model.pt was made with other versions ({version_differences(resume_from)});"
+              " going on", flush=True)
     print(f"{title}; {verb}\nhyperparameters (also in config.json):\n"
           f"{hyperparameter_text(cfg)}", flush=True)
 
 
-def train_dqn(cfg, out_dir, device, resume_from=None):
+def train_dqn(cfg, out_dir, device, resume_from=None, command=None):
     """Train a DQN Agent as `cfg` says (continuing `resume_from` if given); returns the recorder.
 
     A resumed run restores weights, target network, optimizer and counters (so ε continues on
@@ -2275,7 +2421,8 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
     agent = make_agent(cfg, env.observation_space.shape, env.action_space.n, seed, device)
     if resume_from:
         restore_agent(agent, cfg, resume_from)
-    recorder = RunRecorder(out_dir, "dqn", cfg, env, agent.state_dict, resume_from)
+    recorder = RunRecorder(out_dir, "dqn", cfg, env, agent.state_dict, resume_from, device,
+                           command)
     if not resume_from:
         recorder.save_checkpoint()  # so the folder always holds a checkpoint to resume
     variant = "Double DQN" if cfg.double_dqn else "DQN (Nature target)"
@@ -2290,10 +2437,15 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
         return (f"filling the replay buffer {len(agent.memory):,}/"
                 f"{max(cfg.learning_starts, cfg.batch_size):,} | ")
 
+    def metrics():
+        return {"epsilon": agent.epsilon(agent.t_step),
+                "learning_rate": agent.optimizer.param_groups[0]["lr"],
+                "loss": agent.last_loss, "q_mean": agent.last_q_mean}
+
     def on_step(step, game_score):
         if game_score is not None:
             recorder.end_game(game_score, step)
-        recorder.maybe_log(step, step, cfg.total_steps, "step", status)
+        recorder.maybe_log(step, step, cfg.total_steps, "step", status, metrics=metrics)
         return recorder.should_stop()
 
     try:
@@ -2305,7 +2457,7 @@ def train_dqn(cfg, out_dir, device, resume_from=None):
         raise recorder.diverged(error) from None
     finally:
         recorder.maybe_log(agent.t_step, agent.t_step, cfg.total_steps, "step", status,
-                           force=True)
+                           force=True, metrics=metrics)
         recorder.finish(agent.t_step)
     return recorder
 
@@ -2594,7 +2746,7 @@ def make_pg_policy(weights, cfg, seed):
     return policy, scaler
 
 
-def train_pg(cfg, out_dir, resume_from=None):
+def train_pg(cfg, out_dir, resume_from=None, command=None):
     """Train a LogisticPolicy (2 actions) or a SoftmaxPolicy (more) with REINFORCE, continuing
     `resume_from` if given; returns the recorder."""
     env = make_env(cfg.env_id)
@@ -2618,7 +2770,7 @@ def train_pg(cfg, out_dir, resume_from=None):
             state["weights"].update(scaler.state_dict())
         return state
 
-    recorder = RunRecorder(out_dir, "pg", cfg, env, snapshot, resume_from)
+    recorder = RunRecorder(out_dir, "pg", cfg, env, snapshot, resume_from, command=command)
     if not resume_from:
         recorder.save_checkpoint()  # so the folder always holds a checkpoint to resume
     announce(f"REINFORCE ({type(policy).__name__}) on {cfg.env_id}: {n_features} features, "
@@ -2631,8 +2783,13 @@ def train_pg(cfg, out_dir, resume_from=None):
             raise FloatingPointError(f"θ stopped being finite in episode {episode} (try a "
                                      "lower --alpha or --baseline-lr)")
         recorder.end_game(score, recorder.env_step + steps)
-        recorder.maybe_log(recorder.env_step, episode, cfg.episodes, "episode")
+        recorder.maybe_log(recorder.env_step, episode, cfg.episodes, "episode", metrics=metrics)
         return recorder.should_stop()
+
+    def metrics():
+        steps = [0, *recorder.game_steps[-2:]]
+        return {"step_size": policy.alpha, "theta_norm": float(np.linalg.norm(policy.theta)),
+                "episode_length": steps[-1] - steps[-2] if recorder.games else math.nan}
 
     last_episode = games_done
     try:
@@ -2645,7 +2802,7 @@ def train_pg(cfg, out_dir, resume_from=None):
         raise recorder.diverged(error) from None
     finally:
         recorder.maybe_log(recorder.env_step, max(last_episode, recorder.games), cfg.episodes,
-                           "episode", force=True)
+                           "episode", force=True, metrics=metrics)
         recorder.finish(recorder.env_step)
         env.close()
     return recorder
@@ -2691,19 +2848,26 @@ def png_figure(path, figsize, ncols=1, mosaic=None):
         plt.close(fig)
 
 
-def plot_curves(runs, path, title="", threshold=None):
-    """Plot score per game and its 100-game moving average for each (scores, label) in `runs`,
-    as a PNG file at `path`."""
+def plot_curves(runs, path, title="", threshold=None, frames_per_step=None):
+    """Plot, for each (steps, scores, label) in `runs`, the score of each game at the agent step
+    it ended and the mean of the last 100 games there, against agent steps (as CleanRL and SB3
+    plot; runs of other lengths or --num-envs line up by steps), as a PNG file at `path`. With
+    `frames_per_step` (Atari: 4), frames are on a second axis at the top, as papers count."""
     with png_figure(path, (8, 4.5)) as ax:
-        for scores, label in runs:
-            games = np.arange(1, len(scores) + 1)
+        for steps, scores, label in runs:
             if len(runs) == 1:
-                ax.plot(games, scores, color="tab:blue", alpha=0.25, lw=0.8,
+                ax.plot(steps, scores, color="tab:blue", alpha=0.25, lw=0.8,
                         label="score per game")
-            ax.plot(games, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
+            ax.plot(steps, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
         if threshold is not None:
             ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
-        ax.set(xlabel="game", ylabel="score", title=title)
+        ax.set(xlabel="agent steps", ylabel="score", title=title)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        if frames_per_step:
+            frames = ax.secondary_xaxis("top", functions=(lambda s: s * frames_per_step,
+                                                          lambda f: f / frames_per_step))
+            frames.set_xlabel(f"frames ({frames_per_step} per agent step)")
+            frames.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
 
@@ -2855,6 +3019,9 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
     if not 0 <= eps <= 1:
         raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
     checkpoint = load_checkpoint(checkpoint_path)
+    if version_differences(checkpoint):
+        print(f"note: {checkpoint_path} was made with other versions "
+              f"({version_differences(checkpoint)}); going on", flush=True)
     cfg, env_id = checkpoint["config"], env_id or checkpoint["env_id"]
     env = make_env(env_id, getattr(cfg, "noop_max", 30), getattr(cfg, "sticky_actions", 0.0),
                    render_mode="rgb_array" if gif_path else None, obs=getattr(cfg, "obs", "ram"))
@@ -2892,23 +3059,61 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
 RUN_OPTIONS = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
 
 
-def compare_runs(run_dirs, to_path):
-    """Overlay the 100-game means of several runs; labels are the config fields that differ."""
+def metric_curve(run_dir, metric):
+    """(steps, values) of one column of a run's metrics.csv; ValueError naming the columns
+    there if it lacks it."""
+    columns, rows = read_metrics(run_dir / "metrics.csv")
+    if metric not in columns:
+        there = (f"its columns are {', '.join(columns)}" if columns else
+                 "it has no metrics.csv (runs before metrics.csv existed)")
+        raise ValueError(f"--metric {metric}: {run_dir} has no such metric; {there}")
+    return [row["step"] for row in rows], [row[metric] for row in rows]
+
+
+def plot_metric(runs, path, metric, frames_per_step=None):
+    """One metric of metrics.csv against agent steps, one line per (steps, values, label)."""
+    with png_figure(path, (8, 4.5)) as ax:
+        for steps, values, label in runs:
+            ax.plot(steps, values, lw=1.5, label=label)
+        ax.set(xlabel="agent steps", ylabel=metric, title=f"{metric} (metrics.csv)")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        if frames_per_step:
+            frames = ax.secondary_xaxis("top", functions=(lambda s: s * frames_per_step,
+                                                          lambda f: f / frames_per_step))
+            frames.set_xlabel(f"frames ({frames_per_step} per agent step)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+
+
+def compare_runs(run_dirs, to_path, metric=None):
+    """Overlay the 100-game means of several runs (or, with `metric`, one column of their
+    metrics.csv) against agent steps; labels are the config fields that differ."""
     runs = []
     for run_dir in map(Path, run_dirs):
         if not (run_dir / "history.csv").is_file():
             raise ValueError(f"{run_dir} holds no history.csv")
-        scores = [float(row["score"]) for row in read_history(run_dir / "history.csv")]
+        rows = read_history(run_dir / "history.csv")
         checkpoint = load_checkpoint(run_dir)
         cfg = {"algo": checkpoint["algo"], **dataclasses.asdict(checkpoint["config"])}
-        runs.append((run_dir, scores, cfg))
+        curve = (metric_curve(run_dir, metric) if metric else
+                 ([int(r["env_step"]) for r in rows], [float(r["score"]) for r in rows]))
+        runs.append((run_dir, curve, cfg))
     # the settings every run has (a DQN and a PG run share few), where they differ
     keys = sorted(set.intersection(*(set(cfg) for _, _, cfg in runs)) - RUN_OPTIONS)
     differing = [k for k in keys if len({str(cfg[k]) for _, _, cfg in runs}) > 1]
-    labelled = [(scores, " ".join(f"{k}={cfg[k]}" for k in differing) or run_dir.name)
-                for run_dir, scores, cfg in runs]
-    replace_file(to_path, lambda tmp: plot_curves(labelled, tmp, "100-game mean score"))
-    return [label for _, label in labelled]
+    labelled = [(*curve, " ".join(f"{k}={cfg[k]}" for k in differing) or run_dir.name)
+                for run_dir, curve, cfg in runs]
+    labels = [label for *_, label in labelled]
+    if len(set(labels)) < len(labels):  # the same settings twice: the folders tell them apart
+        labelled = [(*curve, f"{run_dir.name}: {label}") for (run_dir, _, _), (*curve, label)
+                    in zip(runs, labelled)]
+    frames = ATARI_FRAMESKIP if all(is_atari(cfg["env_id"]) for _, _, cfg in runs) else None
+    if metric:
+        replace_file(to_path, lambda tmp: plot_metric(labelled, tmp, metric, frames))
+    else:
+        replace_file(to_path, lambda tmp: plot_curves(labelled, tmp, "100-game mean score",
+                                                      None, frames))
+    return [label for *_, label in labelled]
 
 
 def play_games(env, choose_action, max_steps=math.inf, max_games=math.inf, seconds=math.inf,
@@ -3235,6 +3440,9 @@ def explain(checkpoint_path, to_path, games=3, eps=DEFAULT_EVAL_EPS, seed=1000):
     max_a Q(s, a) depends on (gradient and perturbation, see the section's text) and draw
     explain.png at `to_path`. Returns the lines to print."""
     checkpoint = load_checkpoint(checkpoint_path)
+    if version_differences(checkpoint):
+        print(f"note: {checkpoint_path} was made with other versions "
+              f"({version_differences(checkpoint)}); going on", flush=True)
     if checkpoint["algo"] != "dqn":
         raise ValueError(f"--explain needs a DQN checkpoint; {checkpoint_path} holds a "
                          f"{checkpoint['algo']} one (its policy is linear: its weights θ are "
@@ -4002,6 +4210,10 @@ def build_parser():
     tools.add_argument("--to", metavar="FILE",
                        help="with --plot: the image to write (default: compare.png); with "
                             "--explain: (default: RUN/explain.png)")
+    tools.add_argument("--metric", metavar="NAME",
+                       help="with --plot: draw this column of the runs' metrics.csv against "
+                            "agent steps instead of the score (e.g. loss, q_mean, epsilon, "
+                            "steps_per_second)")
     tools.add_argument("--explain", metavar="RUN",
                        help="play --episodes evaluation games (default 3) with a DQN run's "
                             "model.pt and draw which inputs max_a Q depends on: the 128 RAM "
@@ -4057,6 +4269,11 @@ def config_from_args(args, algo, base=None):
         values[name] = tuple(value) if isinstance(value, list) else value
     cfg = config_class(**values)
     validate_config(cfg)
+    given = [name for name in ("per_alpha", "per_beta", "per_beta_steps")
+             if getattr(args, name, None) is not None]
+    if given and not getattr(cfg, "prioritized", False):
+        raise ValueError(f"--{given[0].replace('_', '-')} sets prioritized replay, which this run "
+                         "does not use: add --prioritized (or leave it out)")
     return cfg
 
 
@@ -4072,8 +4289,8 @@ def env_defaults_applied(args, algo):
 # folder (a folder from before the marker is the tool's when it holds a model.pt). The tool never
 # trains into a folder holding files it did not write, and never writes its outputs over them.
 RUN_MARKER = ".breakout_rl-run"
-RUN_FILES = ("model.pt", "history.csv", "config.json", "curve.png", "agent.gif", "run.lock",
-             RUN_MARKER)
+RUN_FILES = ("model.pt", "history.csv", "metrics.csv", "config.json", "curve.png", "agent.gif",
+             "run.lock", RUN_MARKER)
 
 
 def is_run_folder(folder):
@@ -4387,6 +4604,37 @@ def run_games_benchmark(args):
     return 0 if all(r["status"] == "ok" for r in results) else 1
 
 
+# Each command and the flags that only it reads: a flag given to another command would be
+# silently ignored, so it is refused instead.
+COMMANDS = {"eval": "--eval", "plot": "--plot", "explain": "--explain", "resume": "--resume",
+            "benchmark_games": "--benchmark-games", "benchmark_env": "--benchmark-env",
+            "benchmark_train": "--benchmark-train", "list_envs": "--list-envs"}
+COMMAND_FLAGS = {"gif": ("eval",), "to": ("plot", "explain"), "metric": ("plot",),
+                 "seeds": ("benchmark_games",), "jobs": ("benchmark_games",),
+                 "submitit": ("benchmark_games",), "submitit_param": ("benchmark_games",)}
+
+
+def check_one_command(args):
+    """Raise ValueError for two commands at once (--eval with --plot …) or a flag that the
+    chosen command does not read (--gif without --eval, --seeds when training …)."""
+    def given(name):
+        value = getattr(args, name)
+        return value is not None and value is not False
+    chosen = [name for name in COMMANDS if given(name)]
+    if len(chosen) > 1:
+        raise ValueError(f"{COMMANDS[chosen[0]]} and {COMMANDS[chosen[1]]} are two commands; "
+                         "run them one at a time")
+    for flag, commands in COMMAND_FLAGS.items():
+        if given(flag) and not set(chosen) & set(commands):
+            owners = " or ".join(COMMANDS[c] for c in commands)
+            raise ValueError(f"--{flag.replace('_', '-')} goes with {owners}"
+                             + (f", not {COMMANDS[chosen[0]]}" if chosen else
+                                " (training does not read it)"))
+    if chosen == ["benchmark_games"] and args.env_id:
+        raise ValueError("--benchmark-games takes its games as names after it (e.g. "
+                         "--benchmark-games Pong Breakout), not --env")
+
+
 def run_tool(args):
     """--eval, --plot, --explain, --list-envs, --benchmark-train or --benchmark-env; returns the
     exit status."""
@@ -4415,7 +4663,7 @@ def run_tool(args):
     elif args.plot:
         to = args.to or "compare.png"
         check_output_file(to, "--to", b"\x89PNG", "PNG")
-        labels = compare_runs(args.plot, to)
+        labels = compare_runs(args.plot, to, args.metric)
         print(f"wrote {to}: " + "; ".join(labels))
     elif args.explain:
         run = Path(args.explain)
@@ -4557,17 +4805,19 @@ def train(args):
     torch.set_num_threads(cfg.threads)
     # Adam's running averages of squared gradients drift into "denormal" floats (below ~1e-38),
     # which CPUs process many times slower; flushing them to zero makes each update ~2.5× faster
-    # here and changes nothing that matters numerically.
+    # here and changes nothing that matters numerically. (NumPy 1.x then warns, once, that the
+    # smallest subnormal float "is zero": that is the flush working, not a fault.)
     torch.set_flush_denormal(True)
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     seed_everything(cfg.seed)
     lock, created, out_dir = open_run_folder(out_dir, fresh=resume_from is None,
                                              numbered=not (resume_from or cfg.out))
     try:
         with stop_on_signals():
             if algo == "dqn":
-                recorder = train_dqn(cfg, out_dir, device, resume_from)
+                recorder = train_dqn(cfg, out_dir, device, resume_from, args.command)
             else:
-                recorder = train_pg(cfg, out_dir, resume_from)
+                recorder = train_pg(cfg, out_dir, resume_from, args.command)
     except StopTraining as stop:  # a signal while starting, or a second one while saving
         stop.saved = saved_text(out_dir / "model.pt")
         raise
@@ -4587,11 +4837,47 @@ def train(args):
     return recorder.exit_code
 
 
+class QuietWhenClosed:
+    """sys.stdout that stops writing, instead of raising BrokenPipeError, once its reader has
+    gone (`| head`, a closed tee, a dropped ssh): progress lines are not worth a run. The
+    stream's file descriptor then points at os.devnull, so Python's own flush at exit is quiet
+    too."""
+
+    def __init__(self, stream):
+        self.stream, self.reader_gone = stream, False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.stop_writing()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.stop_writing()
+
+    def stop_writing(self):
+        self.reader_gone = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None):
     """Entry point; `argv` lets tests call main([...]). Returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command = list(sys.argv[1:] if argv is None else argv)  # for the run's provenance
     try:
+        check_one_command(args)
         if args.env_id:
             args.env_id = resolve_env_id(args.env_id)
         if args.benchmark_games is not None:
@@ -4617,4 +4903,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
+    sys.stdout = QuietWhenClosed(sys.stdout)
     sys.exit(main())

@@ -1193,12 +1193,29 @@ def readme_block(heading):
     return block[:block.index("```")]
 
 
-def run_readme_reinforce(tmp_path, n_episodes):
-    """The README's REINFORCE loop on the copied classes; returns (scores, policy)."""
+def run_readme_reinforce(tmp_path, n_episodes, seed=0):
+    """The README's REINFORCE loop on the copied classes (its seeds 0 replaced by `seed`);
+    returns (scores, policy)."""
     module, _ = copied_module(tmp_path, ["sigmoid", "LinearBaseline", "LogisticPolicy"])
     namespace = vars(module)
-    exec(readme_block("### REINFORCE"), namespace)
+    code = readme_block("### REINFORCE")
+    assert code.count("seed(0)") == 1 and code.count("seed=0") == 1
+    exec(code.replace("seed(0)", f"seed({seed})").replace("seed=0", f"seed={seed}"), namespace)
     return namespace["reinforce"](n_episodes=n_episodes), namespace["policy"]
+
+
+def readme_reinforce_solved(seeds, n_episodes=1000):
+    """For each seed, the README's REINFORCE loop on CartPole: the first episode at which the
+    100-episode mean reached 475 (None: not within n_episodes), and the means by hundreds."""
+    import tempfile
+    report = {}
+    for seed in seeds:
+        scores, _ = run_readme_reinforce(Path(tempfile.mkdtemp()), n_episodes, seed)
+        means = [np.mean(scores[max(0, i - 99):i + 1]) for i in range(len(scores))]
+        solved = next((i + 1 for i, m in enumerate(means) if i >= 99 and m >= 475), None)
+        report[seed] = (solved, [round(float(np.mean(scores[i:i + 100])), 1)
+                                 for i in range(0, len(scores), 100)])
+    return report
 
 
 def agent_call_keywords(source):
@@ -2619,6 +2636,94 @@ def test_explain_of_a_float_observation_draws_bars(tmp_path, capsys):
     assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
 
 
+# ── Results the field can read: curves by agent steps, metrics.csv, provenance, licence ─────
+
+def drawn_axes(monkeypatch):
+    """Make png_figure hand out real matplotlib axes and keep them, to read what was drawn."""
+    import contextlib
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    drawn = []
+
+    @contextlib.contextmanager
+    def capture(path, figsize, ncols=1, mosaic=None):
+        fig, ax = plt.subplots()
+        drawn.append(ax)
+        yield ax
+        plt.close(fig)
+    monkeypatch.setattr(rl, "png_figure", capture)
+    return drawn
+
+
+def test_learning_curves_are_drawn_against_agent_steps_with_frames_on_top(monkeypatch):
+    drawn = drawn_axes(monkeypatch)
+    # three games ending at agent steps 100, 300 and 700 with scores 1, 3, 5
+    rl.plot_curves([([100, 300, 700], [1.0, 3.0, 5.0], "")], "unused.png", frames_per_step=4)
+    ax = drawn[0]
+    scores, means = ax.lines[0], ax.lines[1]
+    assert list(scores.get_xdata()) == [100, 300, 700] == list(means.get_xdata())
+    assert list(means.get_ydata()) == [1.0, 2.0, 3.0]   # the mean of the games so far
+    assert ax.get_xlabel() == "agent steps"
+    assert [c.get_xlabel() for c in ax.child_axes] == ["frames (4 per agent step)"]
+
+
+def test_metrics_csv_has_a_row_per_progress_line_and_resumes_like_history(tmp_path, capsys):
+    assert rl.main(tiny_dqn_args(tmp_path, "--log-every", "0.0001", "--no-gif-at-end")) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    columns, rows = rl.read_metrics(tmp_path / "metrics.csv")
+    assert columns == ["step", "seconds", "games", "mean100", "steps_per_second", "epsilon",
+                       "learning_rate", "loss", "q_mean"]
+    assert len(rows) == len(lines) and rows[-1]["step"] == 1500
+    assert rows[-1]["learning_rate"] == 1e-4 and math.isfinite(rows[-1]["q_mean"])
+    # ε at step 1,500 of a 500-step decay to 0.01 (Atari's ε_end) is 0.01
+    assert rows[-1]["epsilon"] == pytest.approx(0.01)
+    with open(tmp_path / "metrics.csv", "a") as f:   # rows after the checkpoint, one cut short
+        f.write("1600,9,9,9,9,0.01,0.0001,0.1,1.0\n1700,9,9")
+    assert rl.main(["--resume", str(tmp_path), "--total-steps", "2000"]) == 0
+    _, resumed = rl.read_metrics(tmp_path / "metrics.csv")
+    steps = [row["step"] for row in resumed]
+    assert steps[:len(rows)] == [row["step"] for row in rows] and steps[-1] == 2000
+    assert steps == sorted(steps) and 1600 not in steps and 1700 not in steps
+
+
+def test_plot_draws_a_metric_and_refuses_an_unknown_one_in_one_line(tmp_path, capsys):
+    assert rl.main(tiny_dqn_args(tmp_path / "run", "--no-gif-at-end")) == 0
+    assert rl.main(["--plot", str(tmp_path / "run"), "--metric", "loss",
+                    "--to", str(tmp_path / "loss.png")]) == 0
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert rl.main(["--plot", str(tmp_path / "run"), "--metric", "losss",
+                    "--to", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "no such metric" in err and "q_mean" in err and err.count("\n") == 1
+
+
+def test_a_run_records_what_it_ran_with_and_says_when_versions_differ(tmp_path, capsys):
+    import hashlib
+    assert rl.main(tiny_dqn_args(tmp_path, "--total-steps", "400", "--no-gif-at-end")) == 0
+    stored = json.loads((tmp_path / "config.json").read_text())["provenance"]
+    checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert checkpoint["provenance"] == stored
+    assert stored["numpy"] == np.__version__ and stored["torch"] == str(torch.__version__)
+    assert stored["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert stored["gymnasium"] == rl.gym.__version__ and stored["device"] == "cpu"
+    assert "--total-steps 400" in stored["command"] and stored["cpu"]
+    assert stored["file_sha256"] == hashlib.sha256(Path(rl.__file__).read_bytes()).hexdigest()
+    checkpoint["provenance"]["numpy"] = "1.0.0"
+    torch.save(checkpoint, tmp_path / "model.pt")
+    capsys.readouterr()
+    assert rl.main(["--eval", str(tmp_path), "--episodes", "1"]) == 0
+    assert f"made with other versions (numpy 1.0.0 → {np.__version__})" in capsys.readouterr().out
+
+
+def test_the_file_is_licensed_for_a_course_to_hand_out():
+    root = Path(rl.__file__).parent
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    assert "License: MIT" in rl.__doc__
+    assert "cff-version: 1.2.0" in (root / "CITATION.cff").read_text()
+
+
 # ── 18. Command line: bad input gets one line and exit status 2; env names ───────────────────
 
 @pytest.mark.parametrize("argv, message", [
@@ -2649,6 +2754,46 @@ def test_argparse_errors_are_one_line_exit_2(argv, capsys):
         rl.main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--eval", "R", "--plot", "A", "B", "--to", "c.png"], "--eval and --plot are two commands"),
+    (["--resume", "R", "--eval", "R"], "--eval and --resume are two commands"),
+    (["--benchmark-games", "--resume", "R"], "--resume and --benchmark-games are two"),
+    (["--benchmark-games", "--env", "pong"], "not --env"),
+    (["--algo", "dqn", "--seeds", "5", "6"], "--seeds goes with --benchmark-games"),
+    (["--algo", "dqn", "--jobs", "4"], "--jobs goes with --benchmark-games"),
+    (["--algo", "dqn", "--submitit", "local"], "--submitit goes with --benchmark-games"),
+    (["--algo", "dqn", "--gif", "x.gif"], "--gif goes with --eval"),
+    (["--to", "y.png"], "--to goes with --plot or --explain"),
+    (["--eval", "R", "--metric", "loss"], "--metric goes with --plot, not --eval"),
+    (["--algo", "dqn", "--per-alpha", "0.9"], "add --prioritized"),
+])
+def test_a_flag_the_chosen_command_would_ignore_is_refused_in_one_line(tmp_path, capsys, argv,
+                                                                       says):
+    assert rl.main([*argv, "--out", str(tmp_path / "run")] if "--algo" in argv else argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_closed_stdout_costs_nothing_of_a_run(tmp_path):
+    # `python breakout_rl.py … | head -2`: the reader goes away; the run trains on and saves all
+    process = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--algo", "pg",
+                                "--episodes", "300", "--log-every", "0.01",
+                                "--out", str(tmp_path / "run")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == 0 and errors == ""
+    assert rl.load_checkpoint(tmp_path / "run")["progress"]["games"] == 300
+    assert len(read_history(tmp_path / "run")) == 300 and (tmp_path / "run" / "curve.png").exists()
+    listing = subprocess.Popen([sys.executable, str(Path(rl.__file__)), "--list-envs"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listing.stdout.readline()
+    listing.stdout.close()
+    assert listing.stderr.read() == "" and listing.wait(timeout=60) == 0
 
 
 def test_out_holding_a_run_is_not_overwritten(tmp_path, capsys):
