@@ -1412,6 +1412,7 @@ from pathlib import Path
 # command line come last.
 
 CHECKPOINT_FORMAT = 1  # bumped whenever the layout of model.pt changes
+MAX_SEED = 2**32 - 1   # the largest seed numpy's legacy np.random.seed takes
 DEFAULT_EVAL_EPS = 0.01  # ε when evaluating DQN: the usual Atari protocol (Mnih et al. 2015: 0.05)
 # Agent's hyperparameters and their defaults: its keyword-only arguments, less the plumbing ones.
 AGENT_DEFAULTS = {name: parameter.default
@@ -1657,7 +1658,8 @@ def validate_config(cfg):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
     check_threads(cfg.threads)
-    checks = [(cfg.seed >= 0, f"--seed must be ≥ 0, got {cfg.seed}"),
+    checks = [(0 <= cfg.seed <= MAX_SEED, f"--seed must be between 0 and {MAX_SEED:,}, got "
+                                          f"{cfg.seed}"),
               (cfg.save_every >= 0, "--save-every must be 0 (only at the end) or positive"),
               (cfg.log_every > 0, "--log-every must be positive"),
               (cfg.max_minutes >= 0, "--max-minutes must be 0 (no limit) or positive"),
@@ -1689,8 +1691,9 @@ def validate_config(cfg):
               "between a state and the next); drop --n-step")),
             (1 <= cfg.num_envs <= 256,
              f"--num-envs must be between 1 and 256, got {cfg.num_envs}"),
-            (cfg.per_alpha >= 0 and 0 <= cfg.per_beta <= 1 and cfg.per_beta_steps >= 0,
-             "need --per-alpha ≥ 0, 0 ≤ --per-beta ≤ 1 and --per-beta-steps ≥ 0"),
+            (0 <= cfg.per_alpha <= 10 and 0 <= cfg.per_beta <= 1 and cfg.per_beta_steps >= 0,
+             "need 0 ≤ --per-alpha ≤ 10 (Schaul et al.: 0.6; priorities^α overflow far above), "
+             "0 ≤ --per-beta ≤ 1 and --per-beta-steps ≥ 0"),
             (cfg.obs != "pixels" or not (cfg.dueling or cfg.prioritized),
              "--dueling and --prioritized are for RAM and float observations (the pixel "
              "network and its frame-sharing buffer have neither); drop them or --obs pixels"),
@@ -4498,7 +4501,7 @@ def benchmark_pairs(args):
         print(f"games benchmark: {len(named) - len(env_ids)} game(s) named more than once; each "
               "runs once", flush=True)
     for env_id in env_ids:
-        if not env_id.startswith("ALE/"):
+        if not env_id.startswith("ALE/") or env_id not in gym.registry:
             raise ValueError(f"--benchmark-games takes Atari games; {env_id!r} is not one "
                              "(see --list-envs)")
     if args.seed is not None:
@@ -4506,6 +4509,8 @@ def benchmark_pairs(args):
     seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else BENCHMARK_SEEDS))
     if any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds must be at least 0, got {min(seeds)}")
+    if any(seed > MAX_SEED for seed in seeds):
+        raise ValueError(f"--seeds must be at most {MAX_SEED:,} (numpy's limit), got {max(seeds)}")
     return [(env_id, seed) for seed in seeds for env_id in env_ids]
 
 
@@ -4572,6 +4577,8 @@ def run_games_benchmark(args):
         jobs = args.jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    jobs = min(jobs, len(pairs))  # never more at once than there are runs
+    pick_device(cfg.device)       # --device cuda without a GPU: refused before any folder exists
     child_flags = training_flags(args)
     folder = benchmark_folder(args, child_flags)
     check_same_hyperparameters(folder, pairs, child_flags)

@@ -2356,6 +2356,9 @@ def test_submitit_parameters_default_to_one_runs_needs_and_take_key_value():
     (["--benchmark-games", "pong", "--jobs", "0"], "--jobs"),
     (["--benchmark-games", "pong", "--seed", "3"], "--seeds"),
     (["--benchmark-games", "pong", "--seeds", "-1"], "--seeds"),
+    (["--benchmark-games", "pong", "--seeds", "4294967296"], "at most 4,294,967,295"),
+    (["--benchmark-games", "Carnivall"], "is not one"),
+    (["--benchmark-games", "pong", "--prioritized", "--per-alpha", "1000"], "--per-alpha ≤ 10"),
     (["--benchmark-games", "pong", "--submitit-param", "mem_gb=4"], "--submitit local"),
     (["--benchmark-games", "pong", "--submitit", "local", "--submitit-param", "mem_gb"],
      "KEY=VALUE")])
@@ -2363,6 +2366,13 @@ def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
     assert rl.main([*argv, "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "g").exists()
+
+
+@pytest.mark.skipif(rl.torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_games_benchmark_on_cuda_without_a_gpu_is_refused_before_any_folder(capsys, tmp_path):
+    assert rl.main(["--benchmark-games", "pong", "--device", "cuda", "--out",
+                    str(tmp_path / "g")]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "g").exists()
 
 
 def test_a_benchmark_started_with_other_defaults_is_not_continued_into_a_mixed_report(
