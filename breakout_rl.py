@@ -3235,7 +3235,8 @@ def benchmark_training(cfg, seconds=30.0):
 # RAM addresses (byte index in the 128-byte observation) whose meaning is published: AtariARI,
 # Anand et al. 2019, "Unsupervised State Representation Learning in Atari",
 # atariari/benchmark/ram_annotations.py
-# (https://github.com/mila-iqia/atari-representation-learning); Breakout's lives: ALE's src/games/supported/Breakout.cpp reads them at 0xB9 (byte 57).
+# (https://github.com/mila-iqia/atari-representation-learning); Breakout's lives: ALE's
+# src/games/supported/Breakout.cpp reads them at 0xB9 (byte 57).
 RAM_ANNOTATIONS = {
     "Breakout": {"ball x": 99, "ball y": 101, "paddle x": 72, "blocks hit": 77, "score": 84,
                  "lives": 57, **{f"bricks {i}": i for i in range(30)}},
@@ -3733,9 +3734,16 @@ def write_games_report(results, folder, command, budget):
         else:
             score = hns = "–"
         per_seed = ", ".join(f"{r['score']:.1f}" for r in s["done"])
-        lines.append(f"| {s['game']} | {s['random']:g} | {s['human']:g} | {len(s['done'])}/"
+        if not math.isfinite(s["random"]):
+            hns = "– (no reference)"
+        reference = [f"{v:g}" if math.isfinite(v) else "–" for v in (s["random"], s["human"])]
+        lines.append(f"| {s['game']} | {reference[0]} | {reference[1]} | {len(s['done'])}/"
                      f"{len(s['runs'])} | {score} | {hns} | {per_seed} |")
     aggregates = aggregate_lines(summaries)
+    unscored = [s["game"] for s in summaries if s["done"] and not math.isfinite(s["random"])]
+    if unscored:
+        aggregates += ["", f"Not in the HNS figures: {', '.join(unscored)} (no random and human "
+                           "score in DQN Zoo's table of 57 games; the raw scores are above)."]
     if aggregates:
         lines += ["", *aggregates]
     lines += ["", "| game | seed | last 100 games | HNS | games | agent steps | minutes | |",
@@ -3997,6 +4005,56 @@ BENCHMARK_STATE = "benchmark.json"
 BENCHMARK_SEEDS = (0, 1, 2)
 
 
+def pair_status(run_dir, code, budget):
+    """(status, whether to train it) of one pair, from its folder first and its last recorded
+    exit status `code` second: a checkpoint at the budget is finished ("ok") whatever was
+    recorded (it may have finished while its benchmark was frozen); a run that exited 0 short
+    of the budget was cut (--max-minutes); a folder that is gone is missing."""
+    try:
+        steps = run_steps(run_dir)
+    except ValueError as error:
+        return f"its model.pt is unreadable ({first_line(error)}): remove {run_dir.name}", False
+    if steps >= budget:
+        return "ok", False
+    if code == 0 and (run_dir / "model.pt").is_file():
+        return (f"cut at {steps:,} of {budget:,} agent steps (--max-minutes?): run the "
+                "benchmark again to continue it"), True
+    if code == 0:
+        return "missing (its folder is gone): run the benchmark again to train it", True
+    return run_status(code, run_dir.name), True
+
+
+def pairs_in_folder(folder, state):
+    """The (env_id, seed) pairs a benchmark folder holds: those its state records and the run
+    folders GAME-seedN with a checkpoint (so a deleted benchmark.json loses nothing)."""
+    names = set(state["exit"]) | {d.name for d in folder.glob("*-seed*")
+                                  if (d / "model.pt").is_file()}
+    pairs = []
+    for name in sorted(names):
+        game, _, seed = name.rpartition("-seed")
+        if game and seed.isdigit() and f"ALE/{game}-v5" in gym.registry:
+            pairs.append((f"ALE/{game}-v5", int(seed)))
+    return pairs
+
+
+def read_benchmark_state(path, child_flags):
+    """A benchmark folder's benchmark.json ({"flags": [...], "exit": {pair: code}}), or a new
+    one; ValueError (one line) for a file that is not one."""
+    if not path.is_file():
+        return {"flags": child_flags, "exit": {}}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not readable JSON ({first_line(error)}); move it away to "
+                         "rebuild the report from the run folders") from None
+    if not (isinstance(state, dict) and isinstance(state.get("exit"), dict)
+            and all(isinstance(c, int) or c is None for c in state["exit"].values())):
+        raise ValueError(f"{path} is not a benchmark's state (an 'exit' table of run → exit "
+                         "status); move it away to rebuild the report from the run folders")
+    state.setdefault("flags", child_flags)
+    return state
+
+
 def run_status(code, name):
     """The report's status for a run's exit status."""
     if code == 0:
@@ -4037,9 +4095,9 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
 
     child_flags: the command-line flags every run gets (budget, hyperparameters); budget: the
     agent steps each run trains for (for the progress line and the curves)."""
+    wanted = list(pairs)
     state_path = folder / BENCHMARK_STATE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {
-        "flags": child_flags, "exit": {}}
+    state = read_benchmark_state(state_path, child_flags)
 
     def save_state():
         replace_file(state_path, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=1)))
@@ -4047,14 +4105,21 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
     def record(name, code):
         state["exit"][name] = code
         save_state()
-    record_all = {pair_name(*pair): state["exit"].get(pair_name(*pair)) for pair in pairs}
-    statuses = {name: run_status(code, name) for name, code in record_all.items()}
-    pending = [pair for pair in pairs if record_all[pair_name(*pair)] != 0]
-    if len(pending) < len(pairs):
-        print(f"games benchmark: {len(pairs) - len(pending)} of {len(pairs)} runs finished "
-              "earlier; skipped", flush=True)
+    # every run of the folder is reported, those of earlier benchmarks on it too
+    pairs = pairs + [pair for pair in pairs_in_folder(folder, state) if pair not in pairs]
+    statuses, pending = {}, []
+    for pair in pairs:
+        name = pair_name(*pair)
+        statuses[name], to_train = pair_status(folder / name, state["exit"].get(name), budget)
+        if to_train and pair in wanted:
+            pending.append(pair)
+    finished = sum(status == "ok" for status in statuses.values())
+    if finished:
+        print(f"games benchmark: {finished} of {len(pairs)} runs finished earlier; skipped",
+              flush=True)
     save_state()
-    steps_of = {pair: run_steps(folder / pair_name(*pair)) for pair in pairs}
+    steps_of = {pair: run_steps(folder / pair_name(*pair)) if statuses[pair_name(*pair)] == "ok"
+                or pair in pending else 0 for pair in wanted}
     steps_at_start = sum(steps_of.values())
     running = {}
     start, last_log = time.time(), 0.0
@@ -4079,17 +4144,18 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
                 if code is not None:
                     del running[pair]
                     record(pair_name(*pair), code)
-                    statuses[pair_name(*pair)] = run_status(code, pair_name(*pair))
+                    statuses[pair_name(*pair)] = pair_status(folder / pair_name(*pair), code,
+                                                             budget)[0]
                     steps_of[pair] = run_steps(folder / pair_name(*pair))
             if time.time() - last_log >= log_every or not (pending or running):
                 for pair in running:
                     with contextlib.suppress(Exception):  # a checkpoint being replaced
                         steps_of[pair] = live_steps(folder / pair_name(*pair))
                 done_steps = sum(steps_of.values())
-                print(progress_text(sum(status == "ok" for status in statuses.values()),
-                                    len(pairs), [pair_name(*p) for p in running],
+                print(progress_text(sum(statuses[pair_name(*p)] == "ok" for p in wanted),
+                                    len(wanted), [pair_name(*p) for p in running],
                                     time.time() - start, done_steps - steps_at_start,
-                                    budget * len(pairs) - done_steps), flush=True)
+                                    budget * len(wanted) - done_steps), flush=True)
                 last_log = time.time()
             time.sleep(0.5)
     finally:
@@ -4098,7 +4164,7 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
         for pair, run in running.items():
             code = run.wait()
             record(pair_name(*pair), code)
-            statuses[pair_name(*pair)] = run_status(code, pair_name(*pair))
+            statuses[pair_name(*pair)] = pair_status(folder / pair_name(*pair), code, budget)[0]
         results = [run_result(env_id, seed, folder / pair_name(env_id, seed),
                               statuses[pair_name(env_id, seed)]) for env_id, seed in pairs]
         games = list(dict.fromkeys(game_name(env_id) for env_id, _ in pairs))
@@ -4522,21 +4588,26 @@ def benchmark_folder(args, child_flags):
     folder = Path(args.out)
     state = folder / BENCHMARK_STATE
     if state.is_file():
-        try:
-            flags = json.loads(state.read_text())["flags"]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"--out {folder}: {BENCHMARK_STATE} is unreadable; use a new --out"
-                             ) from None
+        flags = read_benchmark_state(state, child_flags)["flags"]
         if flags != child_flags:
             raise ValueError(f"--out {folder} holds a benchmark trained with other flags "
-                             f"({' '.join(flags) or 'none'}); give the same flags to continue "
-                             "it, or a new --out")
+                             f"({' '.join(map(str, flags)) or 'none'}); give the same flags to "
+                             "continue it, or a new --out")
     # a folder that holds only run.lock is one a benchmark was killed in before it wrote
-    # anything (if that benchmark still runs, its lock refuses this one)
-    elif folder.exists() and (not folder.is_dir()
-                              or any(f.name != "run.lock" for f in folder.iterdir())):
+    # anything (if that benchmark still runs, its lock refuses this one); one that holds only
+    # a benchmark's files and run folders lost its benchmark.json: its runs rebuild the report
+    elif folder.exists() and (not folder.is_dir() or not all(
+            is_benchmark_file(f) for f in folder.iterdir())):
         raise ValueError(f"--out {folder} exists and is not an empty folder or a benchmark")
     return folder
+
+
+def is_benchmark_file(path):
+    """True for what a games benchmark writes into its folder: its lock, report, pictures,
+    its runs' logs and run folders."""
+    return (path.name in ("run.lock", "games.md", "results.csv", "games.png", "aggregates.png")
+            or (path.name.endswith(".log") and "-seed" in path.name)
+            or (path.is_dir() and "-seed" in path.name and is_run_folder(path)))
 
 
 def check_same_hyperparameters(folder, pairs, child_flags):

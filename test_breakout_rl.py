@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -413,7 +414,8 @@ def test_n_step_agent_refuses_a_stream_that_jumps_without_done_or_truncated():
         agent.step(np.array([7]), 0, 1.0, np.array([8]), False)
 
 
-@pytest.mark.parametrize("double_dqn, expected_y", [(True, 1.0 + 0.25 * 2), (False, 1.0 + 0.25 * 10)])
+@pytest.mark.parametrize("double_dqn, expected_y", [(True, 1.0 + 0.25 * 2),
+                                                    (False, 1.0 + 0.25 * 10)])
 def test_a_return_cut_after_k_rewards_bootstraps_with_gamma_to_the_k(double_dqn, expected_y):
     # a 3-step agent, γ = ½; this transition's R summed k = 2 rewards before a time limit:
     # y = R + γ²·Q_target(s′, a′) (γ³ would give 1 + 0.125·2 = 1.25 or 1 + 0.125·10 = 2.25)
@@ -2299,6 +2301,54 @@ def test_games_benchmark_writes_the_report_and_skips_finished_runs(tmp_path, cap
     assert "4 of 6 runs finished earlier; skipped" in capsys.readouterr().out
     assert (out / "Breakout-seed0" / "model.pt").stat().st_mtime_ns == before
     assert "| Breakout | 1.7 | 30.5 | 3/3 |" in (out / "games.md").read_text()
+
+
+def test_a_benchmark_reports_every_run_of_its_folder_with_its_true_status(tmp_path, capsys):
+    out = tmp_path / "games"
+    assert rl.main(benchmark_args(out, "--seeds", "0")) == 0
+    assert rl.main(benchmark_args(out, "--seeds", "1")) == 0   # seed 0 stays in the report
+    assert "| Breakout | 1.7 | 30.5 | 2/2 |" in (out / "games.md").read_text()
+    # seed 1 finished while its benchmark was frozen, then the benchmark was killed: its
+    # recorded status is not 0, but its checkpoint is at the budget: counted, not trained again
+    state = json.loads((out / "benchmark.json").read_text())
+    state["exit"]["Breakout-seed1"] = -9
+    (out / "benchmark.json").write_text(json.dumps(state))
+    log_lines = (out / "Breakout-seed1.log").read_text().count("\n$ ")
+    shutil.rmtree(out / "Breakout-seed0")          # a run folder deleted by hand: trained again
+    capsys.readouterr()
+    assert rl.main(benchmark_args(out, "--seeds", "0", "1")) == 0
+    assert "1 of 2 runs finished earlier; skipped" in capsys.readouterr().out
+    assert (out / "Breakout-seed1.log").read_text().count("\n$ ") == log_lines
+    assert rl.load_checkpoint(out / "Breakout-seed0")["progress"]["env_step"] == 3000
+    assert "| Breakout | 1.7 | 30.5 | 2/2 |" in (out / "games.md").read_text()
+    (out / "benchmark.json").unlink()               # the state lost: rebuilt from the folders
+    assert rl.main(benchmark_args(out, "--seeds", "0")) == 0
+    assert "| Breakout | 1.7 | 30.5 | 2/2 |" in (out / "games.md").read_text()
+
+
+def test_a_benchmark_run_cut_by_max_minutes_is_not_counted_as_finished(tmp_path):
+    out = tmp_path / "games"
+    assert rl.main(benchmark_args(out, "--seeds", "0", "--max-minutes", "0.0001")) == 1
+    report = (out / "games.md").read_text()
+    assert "| Breakout | 1.7 | 30.5 | 0/1 |" in report and "cut at " in report
+
+
+@pytest.mark.parametrize("state", ['{"flags": []}', '[1, 2]', '{"exit": [1]}', "not json"])
+def test_a_broken_benchmark_json_is_one_line(tmp_path, capsys, state):
+    out = tmp_path / "games"
+    out.mkdir()
+    (out / "benchmark.json").write_text(state)
+    assert rl.main(benchmark_args(out, "--seeds", "0")) == 2
+    err = capsys.readouterr().err
+    assert "benchmark.json" in err and err.count("\n") == 1
+
+
+def test_a_game_without_reference_scores_is_said_to_be_left_out_of_hns():
+    run = {"game": "Carnival", "seed": 0, "score": 700.0, "hns": math.nan, "games": 3,
+           "steps": 3000, "history": [], "minutes": 0.1, "status": "ok"}
+    summaries = rl.game_summaries([run])
+    assert rl.aggregate_lines(summaries) == []
+    assert not math.isfinite(summaries[0]["random"])
 
 
 def test_a_run_that_ends_no_game_is_reported_but_not_counted(tmp_path):
