@@ -4123,7 +4123,9 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
     steps_at_start = sum(steps_of.values())
     running = {}
     start, last_log = time.time(), 0.0
+    previous_pause = None
     try:
+        previous_pause = pause_runs_with_this_one(running)
         while pending or running:
             while pending and len(running) < jobs:
                 pair = pending.pop(0)
@@ -4159,6 +4161,8 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
                 last_log = time.time()
             time.sleep(0.5)
     finally:
+        if previous_pause is not None:
+            signal.signal(signal.SIGTSTP, previous_pause)
         for run in running.values():  # interrupted: the runs save and stop
             run.stop()
         for pair, run in running.items():
@@ -4631,6 +4635,30 @@ def check_same_hyperparameters(folder, pairs, child_flags):
             raise ValueError(f"--out {folder}: {config_path.parent.name} was trained with "
                              f"{', '.join(differ)}: the defaults have changed since this "
                              "benchmark started, and its report would mix them; use a new --out")
+
+
+def pause_runs_with_this_one(running):
+    """Ctrl-Z (SIGTSTP) on a benchmark stops its local runs too (each runs in a session of its
+    own, which the terminal's Ctrl-Z does not reach), then the benchmark; `fg` or `bg`
+    (SIGCONT) continues them all. `running`: the dict of runs, read when the signal comes.
+    Returns the handler it replaced (None where it installed none), for the caller to restore."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
+                                                                                 "SIGTSTP"):
+        return None
+
+    def signal_runs(sig):
+        for run in list(running.values()):
+            if hasattr(run, "process"):   # local child processes (submitit jobs have none)
+                with contextlib.suppress(OSError):
+                    os.killpg(run.process.pid, sig)
+
+    def pause(signum, frame):
+        signal_runs(signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)   # this process stops here until SIGCONT
+        signal.signal(signal.SIGTSTP, pause)
+        signal_runs(signal.SIGCONT)
+    return signal.signal(signal.SIGTSTP, pause)
 
 
 def run_games_benchmark(args):

@@ -2274,6 +2274,37 @@ def test_the_games_benchmark_stops_its_runs_and_resumes_them(tmp_path, how, caps
     assert json.loads((folder / "benchmark.json").read_text())["exit"] == {"Breakout-seed0": 0}
 
 
+def process_state(pid):
+    """The one-letter state of a process (R running, S sleeping, T stopped, …)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_ctrl_z_on_a_benchmark_pauses_its_runs_and_fg_continues_them(tmp_path):
+    folder = tmp_path / "games"
+    parent = subprocess.Popen([sys.executable, str(Path(rl.__file__)), *benchmark_args(
+        folder, "--seeds", "0", "--total-steps", "200000", "--jobs", "1")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = folder / "Breakout-seed0"
+    deadline = time.time() + 90
+    while not (run / "run.lock").exists() or not (run / "history.csv").exists():
+        assert parent.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    child = int((run / "run.lock").read_text())
+    parent.send_signal(signal.SIGTSTP)
+    deadline = time.time() + 30
+    while process_state(child) != "T" or process_state(parent.pid) != "T":
+        assert time.time() < deadline, "Ctrl-Z left the run training"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGCONT)
+    deadline = time.time() + 30
+    while process_state(child) == "T":
+        assert time.time() < deadline, "fg did not continue the run"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 143
+
+
 def test_games_benchmark_writes_the_report_and_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "games"
     assert rl.main(benchmark_args(out, "--seeds", "0", "1", "--jobs", "2",
