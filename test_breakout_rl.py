@@ -2651,6 +2651,15 @@ def test_saliency_of_a_network_that_reads_one_byte_lights_that_byte_and_no_other
     assert np.all(rl.perturbation_saliency(one_byte_network(), states) == 0)
 
 
+def test_pixel_saliency_has_the_screen_shape_and_is_drawn(tmp_path):
+    states = np.random.default_rng(0).integers(0, 256, size=(3, 4, 84, 84), dtype=np.uint8)
+    network = rl.ConvQNetwork(4, 4, seed=0)
+    saliency = rl.gradient_saliency(network, states)
+    assert saliency.shape == (4, 84, 84) and saliency.max() > 0
+    rl.draw_pixel_explanation(tmp_path / "px.png", "pixels", network, states, count=2)
+    assert (tmp_path / "px.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_q_values_and_value_read_the_dueling_heads():
     network = rl.QNetwork(3, 2, seed=0, hidden_sizes=(), dueling=True)
     with torch.no_grad():
