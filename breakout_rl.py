@@ -3443,6 +3443,10 @@ def explain(checkpoint_path, to_path, games=3, eps=DEFAULT_EVAL_EPS, seed=1000):
     """--explain: play `games` evaluation games with a DQN checkpoint, measure which inputs
     max_a Q(s, a) depends on (gradient and perturbation, see the section's text) and draw
     explain.png at `to_path`. Returns the lines to print."""
+    if not (isinstance(games, int) and games >= 1):
+        raise ValueError(f"--episodes must be at least 1, got {games}")
+    if not 0 <= eps <= 1:
+        raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
     checkpoint = load_checkpoint(checkpoint_path)
     if version_differences(checkpoint):
         print(f"note: {checkpoint_path} was made with other versions "
@@ -4269,7 +4273,7 @@ def build_parser():
                        help="play --episodes games (default 10) with a run folder's model.pt "
                             "(or a .pt file) and print mean ± std, min, max of the raw score")
     tools.add_argument("--gif", metavar="FILE", help="with --eval: write the first game as a GIF")
-    tools.add_argument("--eval-eps", type=float, default=DEFAULT_EVAL_EPS,
+    tools.add_argument("--eval-eps", type=float,
                        help=f"ε while evaluating a DQN checkpoint (default: {DEFAULT_EVAL_EPS})")
     tools.add_argument("--resume", metavar="RUN",
                        help="continue a run folder from its last checkpoint (flags given here "
@@ -4716,6 +4720,7 @@ COMMANDS = {"eval": "--eval", "plot": "--plot", "explain": "--explain", "resume"
             "benchmark_games": "--benchmark-games", "benchmark_env": "--benchmark-env",
             "benchmark_train": "--benchmark-train", "list_envs": "--list-envs"}
 COMMAND_FLAGS = {"gif": ("eval",), "to": ("plot", "explain"), "metric": ("plot",),
+                 "eval_eps": ("eval", "explain"),
                  "seeds": ("benchmark_games",), "jobs": ("benchmark_games",),
                  "submitit": ("benchmark_games",), "submitit_param": ("benchmark_games",)}
 
@@ -4747,6 +4752,7 @@ def run_tool(args):
     threads = CommonConfig.threads if args.threads is None else args.threads
     check_threads(threads)
     torch.set_num_threads(threads)
+    eps = DEFAULT_EVAL_EPS if args.eval_eps is None else args.eval_eps  # --eval, --explain
     if args.list_envs:
         list_envs()
     elif args.benchmark_train:
@@ -4761,8 +4767,8 @@ def run_tool(args):
     elif args.eval:
         if args.gif:
             check_output_file(args.gif, "--gif", b"GIF8", "GIF")
-        scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes,
-                          args.eval_eps, gif_path=args.gif, env_id=args.env_id)
+        scores = evaluate(args.eval, 10 if args.episodes is None else args.episodes, eps,
+                          gif_path=args.gif, env_id=args.env_id)
         print(f"{len(scores)} games: mean {np.mean(scores):.2f} ± {np.std(scores):.2f}, "
               f"min {min(scores):g}, max {max(scores):g}" +
               (f"; first game written to {args.gif}" if args.gif else ""))
@@ -4775,8 +4781,7 @@ def run_tool(args):
         run = Path(args.explain)
         to = args.to or (run if run.is_dir() else run.parent) / "explain.png"
         check_output_file(to, "--to", b"\x89PNG", "PNG")
-        for line in explain(run, to, 3 if args.episodes is None else args.episodes,
-                            args.eval_eps):
+        for line in explain(run, to, 3 if args.episodes is None else args.episodes, eps):
             print(line)
     else:
         env_id = args.env_id or DQNConfig.env_id

@@ -2194,9 +2194,10 @@ def test_moving_average():
     (["--episodes", "0"], "--episodes"), (["--episodes", "-3"], "--episodes")])
 def test_bad_evaluation_settings_are_refused(tmp_path, capsys, flags, message):
     pg_run(tmp_path)
-    assert rl.main(["--eval", str(tmp_path), *flags]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    for command in ("--eval", "--explain"):
+        assert rl.main([command, str(tmp_path), *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("env_id, package", [("phys2d/CartPole-v1", "jax"),
@@ -2876,6 +2877,7 @@ def test_argparse_errors_are_one_line_exit_2(argv, capsys):
     (["--to", "y.png"], "--to goes with --plot or --explain"),
     (["--eval", "R", "--metric", "loss"], "--metric goes with --plot, not --eval"),
     (["--algo", "dqn", "--per-alpha", "0.9"], "add --prioritized"),
+    (["--algo", "dqn", "--eval-eps", "0.1"], "--eval-eps goes with --eval or --explain"),
 ])
 def test_a_flag_the_chosen_command_would_ignore_is_refused_in_one_line(tmp_path, capsys, argv,
                                                                        says):

@@ -28,21 +28,23 @@ FAST = ("not main and not resume and not signal and not kill and not benchmark a
 
 MUTANTS = [
     ("Double DQN: online and target networks swapped",
-     "next_actions = self.qnetwork_local(next_states).argmax(dim=1, keepdim=True)\n"
-     "                next_q = self.qnetwork_target(next_states)",
-     "next_actions = self.qnetwork_target(next_states).argmax(dim=1, keepdim=True)\n"
-     "                next_q = self.qnetwork_local(next_states)"),
+     "next_actions = self.qnetwork_local(batch.next_states).argmax(dim=1, keepdim=True)\n"
+     "                next_q = self.qnetwork_target(batch.next_states)",
+     "next_actions = self.qnetwork_target(batch.next_states).argmax(dim=1, keepdim=True)\n"
+     "                next_q = self.qnetwork_local(batch.next_states)"),
     ("Double DQN target silently replaced by Nature's", "if self.double_dqn:", "if False:"),
-    ("bootstrap with γ instead of γⁿ", "bootstrap_discount = gamma ** self.n_step",
-     "bootstrap_discount = gamma"),
+    ("bootstrap with γ instead of γⁿ",
+     "steps = self.n_step if batch.steps is None else batch.steps",
+     "steps = 1"),
     ("(1 − done) dropped: bootstraps past terminals",
-     "bootstrap_discount * (1.0 - dones) * next_q", "bootstrap_discount * next_q"),
+     "gamma ** steps * (1.0 - batch.dones) * next_q", "gamma ** steps * next_q"),
     ("Nature target: max over the online network",
-     "next_q = self.qnetwork_target(next_states).max(dim=1).values",
-     "next_q = self.qnetwork_local(next_states).max(dim=1).values"),
+     "next_q = self.qnetwork_target(batch.next_states).max(dim=1).values",
+     "next_q = self.qnetwork_local(batch.next_states).max(dim=1).values"),
     ("Q(s, a) of the greedy action instead of the taken one",
-     "q_taken = self.qnetwork_local(states).gather(1, actions.unsqueeze(1)).squeeze(1)",
-     "q_taken = self.qnetwork_local(states).max(dim=1).values"),
+     "q_taken = self.qnetwork_local(batch.states).gather(1, batch.actions.unsqueeze(1))"
+     ".squeeze(1)",
+     "q_taken = self.qnetwork_local(batch.states).max(dim=1).values"),
     ("act/act_batch greedy on the target network",
      "q_values = self.qnetwork_local(torch.as_tensor(states, device=self.device))",
      "q_values = self.qnetwork_target(torch.as_tensor(states, device=self.device))"),
@@ -64,13 +66,13 @@ MUTANTS = [
     ("buffer samples empty slots", "idx = self.rng.integers(0, self.size, size=self.batch_size)",
      "idx = self.rng.integers(0, self.capacity, size=self.batch_size)"),
     ("buffer wraps one slot early",
-     "self.dones[i] = done\n        self.position = (i + 1) % self.capacity",
-     "self.dones[i] = done\n        self.position = (i + 1) % (self.capacity - 1)"),
+     "self.steps[i] = steps\n        self.position = (i + 1) % self.capacity",
+     "self.steps[i] = steps\n        self.position = (i + 1) % (self.capacity - 1)"),
     ("uint8 RAM not scaled", "x = x * (1.0 / 255.0)  # bytes 0..255 → 0..1", "x = x"),
-    ("n-step return discounted from γ¹", "ret = sum(self.gamma ** k * step[2]",
-     "ret = sum(self.gamma ** (k + 1) * step[2]"),
+    ("n-step return discounted from γ¹", "ret = sum(self.gamma ** i * step[2]",
+     "ret = sum(self.gamma ** (i + 1) * step[2]"),
     ("n-step transitions cut by a terminal not marked done",
-     "self.push_returns(pending, len(pending), True)",
+     "self.push_returns(pending, len(pending), done)",
      "self.push_returns(pending, len(pending), False)"),
     ("n-step streams of different envs mixed", "self.pending.setdefault(stream, [])",
      "self.pending.setdefault(0, [])"),
@@ -85,8 +87,9 @@ MUTANTS = [
      "scores[i] += np.sign(rewards[i])"),
     ("loop: a game's transition ends in the reset observation",
      "ended_in[i] = info[\"final_obs\"][i]", "pass"),
-    ("loop: every env learns as stream 0", "done, stream=i)", "done, stream=0)"),
-    ("AtariLives: no FIRE after a lost life", "if life_lost and not (terminated or truncated):",
+    ("loop: every env learns as stream 0", "done, stream=i,", "done, stream=0,"),
+    ("AtariLives: no FIRE after a lost life",
+     "if life_lost and not (terminated or truncated) and self.fire_action is not None:",
      "if False:"),
     ("REINFORCE: gradient descent instead of ascent", "self.theta += self.alpha * gradient",
      "self.theta -= self.alpha * gradient"),
@@ -108,24 +111,39 @@ MUTANTS = [
     ("dueling: the mean advantage not subtracted",
      "advantages - advantages.mean(dim=1, keepdim=True)", "advantages"),
     ("prioritized: importance-sampling weights left out of the loss",
-     "loss = (weights * elementwise).mean()", "loss = elementwise.mean()"),
+     "loss = (batch.weights * elementwise).mean()", "loss = elementwise.mean()"),
     ("prioritized: weights (N·P)^β instead of (N·P)^−β", "weights = (self.size * probs) ** (-beta)",
      "weights = (self.size * probs) ** beta"),
     ("prioritized: new transitions at priority 1, not the highest",
      "self.tree.update([slot], [self.max_priority ** self.alpha])",
      "self.tree.update([slot], [1.0])"),
     ("prioritized: priorities never updated after learning",
-     "self.memory.update_priorities(slots, (q_taken - td_target).detach().cpu().numpy())",
+     "self.memory.update_priorities(batch.slots,\n"
+     "                                          (q_taken - td_target).detach().cpu().numpy())",
      "pass"),
     ("prioritized: α not applied to updated priorities",
      "self.tree.update(slots, priorities ** self.alpha)", "self.tree.update(slots, priorities)"),
-    ("prioritized: β never annealed", "beta = self.per_beta + (1.0 - self.per_beta) * min(",
-     "beta = self.per_beta + 0.0 * min("),
+    ("prioritized: β never annealed", "return self.per_beta + (1.0 - self.per_beta) * min(",
+     "return self.per_beta + 0.0 * min("),
     ("sum tree: a value on a range's lower edge goes left", "go_right = values >= self.nodes[left]",
      "go_right = values > self.nodes[left]"),
     ("pixels: state and next state swapped in the frame-stack buffer",
      "(frames[:, :-1], self.actions[idx], self.rewards[idx], frames[:, 1:],",
      "(frames[:, 1:], self.actions[idx], self.rewards[idx], frames[:, :-1],"),
+    ("a return cut by a time limit bootstrapped with γⁿ, not γᵏ",
+     "steps = self.n_step if batch.steps is None else batch.steps", "steps = self.n_step"),
+    ("a time limit does not end the pending n-step returns", "if done or truncated:",
+     "if done:"),
+    ("ε-greedy and replay sampling share one random stream",
+     "acting_seed, sampling_seed = np.random.SeedSequence(seed).spawn(2)",
+     "acting_seed = sampling_seed = seed"),
+    ("AtariLives drops the reward of its FIRE step", "reward += fire_reward", "pass"),
+    ("FrameStackReplayBuffer stores n-step transitions with wrong next states",
+     "if steps != 1 or not np.array_equal(next_state[:-1], state[1:]):", "if False:"),
+    ("prioritized: weights divided by the largest over the buffer, not the batch",
+     "weights /= weights.max()",
+     "weights /= (self.size * self.tree.nodes[self.tree.leaves:][:self.size].min() / total"
+     ") ** (-beta)"),
 ]
 
 
@@ -137,7 +155,8 @@ def run(indices):
         name, old, new = MUTANTS[k]
         assert source.count(old) == 1, f"mutant {k} ({name}): the piece occurs {source.count(old)}×"
         with tempfile.TemporaryDirectory() as scratch:
-            for file in ("breakout_rl.py", "test_breakout_rl.py", "README.md"):
+            for file in ("breakout_rl.py", "test_breakout_rl.py", "README.md", "LICENSE",
+                         "CITATION.cff"):
                 shutil.copy(ROOT / file, scratch)
             Path(scratch, "breakout_rl.py").write_text(source.replace(old, new))
             result = subprocess.run(
