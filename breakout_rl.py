@@ -1897,8 +1897,10 @@ def replace_file(path, write):
             tmp.unlink(missing_ok=True)
         if not isinstance(error, Exception):
             raise
-        raise OSError(f"could not write {path} ({first_line(error)}); "
-                      "the previous version is kept") from None
+        cause = first_line(error)
+        if not isinstance(error, OSError):  # e.g. torch's "[enforce fail …] unexpected pos"
+            cause += ": is the disk full, or a file-size limit reached?"
+        raise OSError(f"could not write {path} ({cause}); the previous version is kept") from None
 
 
 class RunLock:
@@ -2187,12 +2189,18 @@ class RunRecorder:
         return float(np.mean(self.scores[-100:])) if self.scores else float("nan")
 
     def end_game(self, score, env_step):
-        """Record one finished game; every `save_every` games, also save a checkpoint."""
+        """Record one finished game; every `save_every` games, also save a checkpoint. A game
+        whose row cannot be written (a full disk) is not counted, so the checkpoint saved at
+        the end agrees with history.csv and the run resumes."""
+        try:
+            self._writer.writerow([self.games + 1, env_step, score, f"{self.elapsed():.1f}"])
+            self._file.flush()
+        except OSError as error:
+            raise OSError(f"could not write {self.history_path} "
+                          f"({error.strerror or first_line(error)})") from None
         self.scores.append(float(score))
         self.game_steps.append(env_step)
         self.env_step = env_step
-        self._writer.writerow([self.games, env_step, score, f"{self.elapsed():.1f}"])
-        self._file.flush()
         # Gymnasium's convention: solved = a mean over 100 consecutive games of at least the
         # env's reward_threshold. Said once; training goes on unless --stop-when-solved.
         if (self.threshold is not None and self.solved_at is None and self.games >= 100
@@ -2218,8 +2226,13 @@ class RunRecorder:
         if self.metrics_columns is None:
             self.metrics_columns = list(values)
             self.write_metrics_file([])
-        with open(self.metrics_path, "a", newline="") as f:
-            csv.writer(f).writerow([metric_text(values.get(k)) for k in self.metrics_columns])
+        try:
+            with open(self.metrics_path, "a", newline="") as f:
+                csv.writer(f).writerow([metric_text(values.get(k))
+                                        for k in self.metrics_columns])
+        except OSError as error:
+            raise OSError(f"could not write {self.metrics_path} "
+                          f"({error.strerror or first_line(error)})") from None
 
     def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False,
                   metrics=dict):
@@ -2307,8 +2320,12 @@ class RunRecorder:
         """Final progress line, history, checkpoint (unless it is unusable) and curve. A failed
         write is reported after the others were tried."""
         self.env_step = max(self.env_step, env_step)
-        self._file.close()
         errors = []
+        try:
+            self._file.close()
+        except OSError as error:   # its last row did not fit: the checkpoint is still saved
+            errors.append(OSError(f"could not write {self.history_path} "
+                                  f"({error.strerror or first_line(error)})"))
         writers = [] if self.keep_last_checkpoint else [self.save_checkpoint]
         writers.append(lambda: replace_file(self.out_dir / "curve.png", lambda tmp: plot_curves(
             [(self.game_steps, self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}",

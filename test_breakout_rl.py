@@ -1704,6 +1704,26 @@ def test_a_save_that_raises_anything_keeps_the_checkpoint_and_names_the_cause(
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="file-size limits as on Linux")
+def test_a_full_disk_leaves_a_run_folder_that_resumes_and_names_the_file(tmp_path):
+    import resource
+    out = tmp_path / "run"
+
+    def twelve_kilobytes():   # `ulimit -f 12`: a disk (or quota) that fills up during the run
+        resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 1024, 12 * 1024))
+    result = subprocess.run([sys.executable, str(Path(rl.__file__)), "--algo", "pg",
+                             "--episodes", "3000", "--out", str(out), "--no-gif-at-end"],
+                            capture_output=True, text=True, preexec_fn=twelve_kilobytes,
+                            timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"breakout_rl.py: error: could not write {out / 'history.csv'} (File too large)"]
+    games = rl.load_checkpoint(out)["progress"]["games"]
+    assert 0 < games == len(read_history(out))   # the checkpoint counts the games on disk
+    assert rl.main(["--resume", str(out), "--episodes", str(games + 5), "--no-gif-at-end"]) == 0
+    assert len(read_history(out)) == games + 5
+
+
 def test_a_full_disk_while_drawing_the_curve_names_curve_png(tmp_path, monkeypatch, capsys):
     pg_run(tmp_path)
     curve_before = (tmp_path / "curve.png").read_bytes()
