@@ -1683,8 +1683,9 @@ def validate_config(cfg):
             (0 <= cfg.eps_end <= cfg.eps_start <= 1, "need 0 ≤ --eps-end ≤ --eps-start ≤ 1"),
             (0 <= cfg.sticky_actions < 1, "--sticky-actions must be in [0, 1)"),
             (cfg.grad_clip >= 0, "--grad-clip must be ≥ 0"),
-            (len(cfg.hidden_sizes) > 0 and min(cfg.hidden_sizes) > 0,
-             "--hidden-sizes must be positive widths"),
+            (len(cfg.hidden_sizes) > 0 and all(type(width) is int and width > 0
+                                               for width in cfg.hidden_sizes),
+             "--hidden-sizes must be positive whole widths"),
             (1 <= cfg.n_step <= 100, f"--n-step must be between 1 and 100, got {cfg.n_step}"),
             (cfg.n_step == 1 or cfg.obs != "pixels",
              ("--obs pixels learns from one-step transitions (its replay buffer shares frames "
@@ -2929,7 +2930,10 @@ def config_from_checkpoint(checkpoint, path):
         if name not in defaults or type(value) is not type(defaults[name]):
             raise ValueError(f"{path} has an invalid config field {name!r}")
     cfg = config_class(**stored)
-    validate_config(cfg)
+    try:
+        validate_config(cfg)
+    except ValueError as error:
+        raise ValueError(f"{path} has an invalid config: {error}") from None
     return cfg
 
 
@@ -2945,7 +2949,13 @@ def check_checkpoint_fields(checkpoint, path):
         "n_actions": is_count(checkpoint.get("n_actions")),
         "weights": isinstance(checkpoint.get("weights"), dict)
         and all(isinstance(v, torch.Tensor) for v in checkpoint["weights"].values()),
-        "train_state": isinstance(checkpoint.get("train_state", {}), dict),
+        "train_state": isinstance(checkpoint.get("train_state", {}), dict)
+        and isinstance(checkpoint.get("train_state", {}).get("target", {}), dict)
+        and all(isinstance(v, torch.Tensor)
+                for v in checkpoint.get("train_state", {}).get("target", {}).values())
+        and isinstance(checkpoint.get("train_state", {}).get("optimizer", {}), dict)
+        and all(is_count(checkpoint.get("train_state", {}).get(k, 0))
+                for k in ("t_step", "learn_steps")),
         "progress": isinstance(progress, dict) and is_count(progress.get("env_step"))
         and is_count(progress.get("games")),
     }

@@ -1862,6 +1862,22 @@ def test_crafted_checkpoints_are_refused_in_one_line(tmp_path, capsys, changes, 
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["config"].__setitem__("hidden_sizes", ("a",)), "--hidden-sizes"),
+    (lambda c: c["config"].__setitem__("hidden_sizes", (1.5,)), "--hidden-sizes"),
+    (lambda c: c["train_state"].__setitem__("target", 5), "'train_state'"),
+    (lambda c: c["train_state"].__setitem__("t_step", -1), "'train_state'")])
+def test_crafted_dqn_checkpoint_fields_are_refused_in_one_line(tmp_path, capsys, change, message):
+    assert rl.main(tiny_dqn_args(tmp_path / "run", "--total-steps", "300", "--no-gif-at-end")) == 0
+    checkpoint = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, tmp_path / "bad.pt")
+    capsys.readouterr()
+    assert rl.main(["--eval", str(tmp_path / "bad.pt"), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "bad.pt" in err and err.count("\n") == 1
+
+
 def test_a_checkpoint_from_before_n_step_returns_resumes_with_one_step_targets(tmp_path):
     assert rl.main(tiny_dqn_args(tmp_path, "--total-steps", "400", "--no-gif-at-end")) == 0
     checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
