@@ -1393,6 +1393,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import subprocess
 import textwrap
 import threading
@@ -4624,7 +4625,7 @@ def benchmark_folder(args, child_flags):
     state = folder / BENCHMARK_STATE
     if state.is_file():
         flags = read_benchmark_state(state, child_flags)["flags"]
-        if flags != child_flags:
+        if flags != child_flags and not same_settings(flags, child_flags):
             raise ValueError(f"--out {folder} holds a benchmark trained with other flags "
                              f"({' '.join(map(str, flags)) or 'none'}); give the same flags to "
                              "continue it, or a new --out")
@@ -4637,10 +4638,25 @@ def benchmark_folder(args, child_flags):
     return folder
 
 
+def same_settings(flags, other_flags):
+    """True if two lists of training flags give the same hyperparameters (e.g. `--dueling`,
+    already the Atari default, beside no flag at all)."""
+    parser = build_parser()
+    try:
+        configs = [config_from_args(parser.parse_args(["--algo", "dqn", *map(str, f)]), "dqn")
+                   for f in (flags, other_flags)]
+    except (ValueError, SystemExit):
+        return False
+    learned = [{k: v for k, v in dataclasses.asdict(c).items() if k not in RUN_OPTIONS}
+               for c in configs]
+    return learned[0] == learned[1]
+
+
 def is_benchmark_file(path):
     """True for what a games benchmark writes into its folder: its lock, report, pictures,
     its runs' logs and run folders."""
-    return (path.name in ("run.lock", "games.md", "results.csv", "games.png", "aggregates.png")
+    return (path.name in ("run.lock", "games.md", "results.csv", "games.png", "aggregates.png",
+                          "submitit")
             or (path.name.endswith(".log") and "-seed" in path.name)
             or (path.is_dir() and "-seed" in path.name and is_run_folder(path)))
 
@@ -4700,6 +4716,9 @@ def run_games_benchmark(args):
     cfg = config_from_args(args, "dqn")  # refuses bad or foreign flags before anything starts
     if args.submitit_param and not args.submitit:
         raise ValueError("--submitit-param needs --submitit local or --submitit slurm")
+    if args.submitit == "slurm" and not shutil.which("sbatch"):
+        raise ValueError("--submitit slurm needs Slurm's sbatch on PATH: run the benchmark on the "
+                         "cluster's login node (or try the jobs here with --submitit local)")
     parameters = submitit_parameters(args.submitit_param, cfg) if args.submitit else None
     if args.jobs is None:
         jobs = len(pairs) if args.submitit == "slurm" else max(1, (os.cpu_count() or 1) // 2)
@@ -4726,9 +4745,14 @@ def run_games_benchmark(args):
         print(f"games benchmark: {len(pairs)} run(s) ({len({e for e, _ in pairs})} game(s) × "
               f"{len({s for _, s in pairs})} seed(s)), {jobs} at a time {where}, writing to "
               f"{folder}", flush=True)
-        with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, the report stays
-            results, aggregates = benchmark_games(pairs, folder, child_flags, launcher, jobs,
-                                                  cfg.total_steps)
+        try:
+            with stop_on_signals():  # Ctrl-C, SIGTERM, …: the runs save and stop, report stays
+                results, aggregates = benchmark_games(pairs, folder, child_flags, launcher, jobs,
+                                                      cfg.total_steps)
+        except StopTraining as stop:
+            stop.saved = (f"the runs saved their checkpoints and {folder / 'games.md'} holds the "
+                          "report so far; the same command resumes them")
+            raise
     finally:
         lock.release()
     for r in results:

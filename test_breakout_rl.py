@@ -2290,7 +2290,7 @@ def test_the_games_benchmark_stops_its_runs_and_resumes_them(tmp_path, how, caps
     assert rl.main(flags) == 2   # a second benchmark in the same folder is refused
     assert f"in use by another run (process {parent.pid})" in capsys.readouterr().err
     parent.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
-    parent.communicate(timeout=60)
+    output, _ = parent.communicate(timeout=60)
     deadline = time.time() + 60
     while Path(f"/proc/{child}").exists() and "zombie" not in Path(
             f"/proc/{child}/status").read_text():
@@ -2300,7 +2300,7 @@ def test_the_games_benchmark_stops_its_runs_and_resumes_them(tmp_path, how, caps
     assert saved["games"] >= 1 and 0 < saved["env_step"] < 20000   # it saved before it stopped
     assert not (run / "run.lock").exists()
     if how == "SIGTERM":
-        assert parent.returncode == 143
+        assert parent.returncode == 143 and "holds the report so far" in output
         assert "| Breakout | 0 |" in (folder / "games.md").read_text()
         assert "stopped, saved: run the benchmark again" in (folder / "games.md").read_text()
         return
@@ -2400,6 +2400,25 @@ def test_a_benchmark_reports_every_run_of_its_folder_with_its_true_status(tmp_pa
     (out / "benchmark.json").unlink()               # the state lost: rebuilt from the folders
     assert rl.main(benchmark_args(out, "--seeds", "0")) == 0
     assert "| Breakout | 1.7 | 30.5 | 2/2 |" in (out / "games.md").read_text()
+
+
+def test_a_benchmark_folder_continues_with_flags_that_mean_the_same(tmp_path, monkeypatch,
+                                                                     capsys):
+    folder = tmp_path / "games"
+    folder.mkdir()
+    (folder / "submitit").mkdir()   # left by a --submitit-param typo: still a benchmark folder
+    (folder / "benchmark.json").write_text(json.dumps({"flags": ["--total-steps", "3000"],
+                                                       "exit": {}}))
+    args = rl.build_parser().parse_args(["--benchmark-games", "--out", str(folder)])
+    # --dueling is already the Atari default: the same hyperparameters, so the same benchmark
+    assert rl.benchmark_folder(args, ["--total-steps", "3000", "--dueling"]) == folder
+    with pytest.raises(ValueError, match="other flags"):
+        rl.benchmark_folder(args, ["--total-steps", "3000", "--no-dueling"])
+    monkeypatch.setattr(rl.shutil, "which", lambda name: None)
+    assert rl.main(["--benchmark-games", "pong", "--submitit", "slurm", "--out",
+                    str(tmp_path / "slurm")]) == 2
+    err = capsys.readouterr().err
+    assert "sbatch" in err and err.count("\n") == 1 and not (tmp_path / "slurm").exists()
 
 
 def test_a_benchmark_run_cut_by_max_minutes_is_not_counted_as_finished(tmp_path):
