@@ -2253,6 +2253,10 @@ class RunRecorder:
                   + "agent steps/s since the last line | minutes, estimated time left",
                   flush=True)
         rate = (env_step - self.last_log_step) / max(now - self.last_log, 1e-9)
+        if self.speed_from is not None and now - self.last_log > 5 * self.cfg.log_every + 60:
+            # A long silence: the process was stopped (Ctrl-Z, SIGSTOP, a sleeping laptop).
+            # The ETA measures the speed afresh from here, not over the pause.
+            self.speed_from = (now, done)
         last = f"{self.scores[-1]:.0f}" if self.scores else "-"
         mean = f"{self.mean100():7.2f}" if self.scores else "      -"
         eta = "ETA -"

@@ -3040,6 +3040,27 @@ def test_solved_is_announced_once_and_can_stop_training(tmp_path, capsys):
     assert out.count("solved: 100-game mean") == 1 and "at game 125" in out
 
 
+def test_the_eta_measures_the_speed_afresh_after_the_process_was_stopped(tmp_path, capsys,
+                                                                         monkeypatch):
+    env = rl.make_env("CartPole-v1")
+    cfg = rl.DQNConfig(env_id="CartPole-v1", save_every=0, log_every=10.0)
+    recorder = rl.RunRecorder(tmp_path, "dqn", cfg, env, lambda: {"weights": {}})
+    clock = [1000.0]
+    monkeypatch.setattr(rl.time, "time", lambda: clock[0])
+    recorder.last_log = clock[0]
+
+    def line(seconds, step):
+        clock[0] += seconds
+        recorder.maybe_log(step, step, 100_000, "step")
+        return capsys.readouterr().out.splitlines()[-1]
+    line(10, 1_000)                      # the first line starts the speed measurement
+    assert line(10, 2_000).endswith("ETA 16 min")   # 1,000 steps in 10 s: 98,000 left
+    # stopped for an hour (Ctrl-Z), then 1,000 more steps in 10 s: without a fresh start the
+    # average would be 2,000 steps over 3,620 s and the ETA days; now it measures again
+    assert line(3600, 2_000).endswith("ETA -")
+    assert line(10, 3_000).endswith("ETA 16 min")
+
+
 def test_max_minutes_stops_training_and_saves(tmp_path, capsys):
     assert rl.main(["--algo", "pg", "--episodes", "1000000", "--max-minutes", "0.02",
                     "--out", str(tmp_path)]) == 0
