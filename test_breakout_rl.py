@@ -1167,6 +1167,31 @@ def run_readme_homework(tmp_path, n_episodes):
     return namespace["dqn"](n_episodes=n_episodes), namespace["agent"], lengths
 
 
+def readme_homework_curve(png, n_episodes=1000):
+    """The README's homework loop on the copied classes, its scores drawn against the agent step
+    each game ended at (plot_curves, frames on top); returns (scores, agent steps)."""
+    import contextlib
+    import io
+    import tempfile
+    module, _ = copied_module(Path(tempfile.mkdtemp()), HOMEWORK_PIECES)
+    namespace = vars(module)
+    exec(readme_homework_code(), namespace)
+    agent, env, ended_at = namespace["agent"], namespace["env"], []
+    real_step = env.step
+
+    def counting_step(action):
+        result = real_step(action)
+        if result[2] or result[3]:
+            ended_at.append(agent.t_step + 1)   # agent.step for this transition comes next
+        return result
+    env.step = counting_step
+    with contextlib.redirect_stdout(io.StringIO()):
+        scores = namespace["dqn"](n_episodes=n_episodes)
+    rl.plot_curves([(ended_at, scores, "")], png,
+                   "the README homework loop (one env, the classes copied)", None, 4)
+    return scores, agent.t_step
+
+
 def test_the_copied_dqn_classes_run_the_readme_loop(tmp_path):
     scores, agent, lengths = run_readme_homework(tmp_path, n_episodes=60)
     assert lengths["AtariLives"] <= 60      # the only helper beyond the three classes
