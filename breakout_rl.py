@@ -3337,12 +3337,12 @@ def bar_span(q, low, high, left, width):
 
 
 def q_panel(frame, q_values, action, names, low, high, value=None, trace=()):
-    """The frame (H, W, 3) uint8 with a panel of width 170 on its right (the frame itself
+    """The frame (H, W, 3) uint8 with a panel of width 182 on its right (the frame itself
     unchanged): one bar per action for Q(s, a) on a common axis [low, high] (the chosen
     `action` in gold, marked >), V(s) when given, and `trace` (recent max_a Q) as a line.
-    Returns (H', W + 170, 3) uint8, H' = max(H, what the bars need)."""
+    Returns (H', W + 182, 3) uint8, H' = max(H, what the bars need)."""
     from PIL import Image, ImageDraw
-    n_actions, width, row = len(q_values), 170, 14
+    n_actions, width, row = len(q_values), 182, 14
     rows_needed = 2 + n_actions + (value is not None) + 4
     height = max(frame.shape[0], rows_needed * row)
     image = Image.new("RGB", (frame.shape[1] + width, height), PANEL_BACKGROUND)
@@ -3351,7 +3351,7 @@ def q_panel(frame, q_values, action, names, low, high, value=None, trace=()):
     draw.fontmode = "1"  # no antialiasing: solid colours only
     font = panel_font()
     left = frame.shape[1] + 6
-    bar_left, bar_width = left + 56, width - 56 - 34
+    bar_left, bar_width = left + 56, 80  # names | bars | values (room for "-10.25")
     draw.text((left, 2), f"Q(s, a)  [{low:.2f}, {high:.2f}]", fill=PANEL_TEXT, font=font)
     for a, (q, name) in enumerate(zip(q_values, names)):
         y = (a + 1) * row + 4
@@ -4705,9 +4705,8 @@ def pause_runs_with_this_one(running):
 
     def pause(signum, frame):
         signal_runs(signal.SIGSTOP)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)   # this process stops here until SIGCONT
-        signal.signal(signal.SIGTSTP, pause)
+        # SIGSTOP, not SIGTSTP: the kernel drops a SIGTSTP in an orphaned process group
+        os.kill(os.getpid(), signal.SIGSTOP)   # this process stops here until SIGCONT
         signal_runs(signal.SIGCONT)
     return signal.signal(signal.SIGTSTP, pause)
 

@@ -2757,7 +2757,7 @@ def test_q_values_and_value_read_the_dueling_heads():
 def test_q_panel_bars_follow_the_q_values_and_leave_the_frame_unchanged():
     frame = np.random.default_rng(0).integers(0, 256, size=(210, 160, 3), dtype=np.uint8)
     image = rl.q_panel(frame, [1.0, 2.0, -1.0], 1, ["NOOP", "FIRE", "RIGHT"], -2.0, 2.0)
-    assert image.shape == (210, 160 + 170, 3) and np.array_equal(image[:, :160], frame)
+    assert image.shape == (210, 160 + 182, 3) and np.array_equal(image[:, :160], frame)
     # The bars' axis spans columns 222 … 302 (panel from 166, names 56 px wide, 80 px of axis)
     # for Q in [−2, 2]: 20 px per unit, the 0 line at column 262.
     def bar(action, colour):
@@ -2775,7 +2775,7 @@ def test_gif_recorder_draws_one_q_axis_for_the_whole_game():
     for q in ([0.0, 1.0], [2.0, 3.0]):
         recorder.add(np.zeros((4, 4, 3), dtype=np.uint8), np.array(q), 1, None)
     frames = recorder.shown_frames()
-    assert len(frames) == 2 and all(f.shape[1] == 4 + 170 for f in frames)
+    assert len(frames) == 2 and all(f.shape[1] == 4 + 182 for f in frames)
     assert np.array_equal(frames[0][:4, :4], np.zeros((4, 4, 3)))
     plain = rl.GifRecorder()
     plain.add(np.zeros((4, 4, 3), dtype=np.uint8))
@@ -2801,7 +2801,7 @@ def test_explain_and_the_eval_gif_of_a_trained_run(tmp_path, capsys):
     gif = tmp_path / "game.gif"
     assert rl.main(["--eval", str(run), "--episodes", "1", "--gif", str(gif)]) == 0
     with Image.open(gif) as image:
-        assert image.size == (160 + 170, 210)   # Breakout's frame and the Q-value panel
+        assert image.size == (160 + 182, 210)   # Breakout's frame and the Q-value panel
 
 
 def test_explain_refuses_what_it_cannot_explain_in_one_line(tmp_path, capsys):
