@@ -44,14 +44,16 @@ Commands
     python breakout_rl.py --algo dqn --obs pixels          # DQN on Breakout's screen
     python breakout_rl.py --algo dqn --env pong            # any Atari game (see --list-envs)
     python breakout_rl.py --benchmark-games                # DQN on 7 games, a table of scores
-    python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games with a checkpoint
+    python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games; Q-values in the GIF
+    python breakout_rl.py --explain runs/RUN               # which RAM bytes the agent reads
     python breakout_rl.py --resume runs/RUN                # continue after Ctrl-C
     python breakout_rl.py --plot runs/A runs/B             # compare learning curves
     python breakout_rl.py --benchmark-env                  # raw env speed, random policy's score
     python -m pytest -q                                    # the tests
 
 Every run writes into ``--out`` (default: a new folder under ``runs/``): ``model.pt`` (weights,
-config, counters), ``config.json`` (the hyperparameters used), ``history.csv`` (one row per game),
+config, counters), ``config.json`` (the hyperparameters used and what ran them: versions,
+device, command), ``history.csv`` (one row per game), ``metrics.csv`` (ε, loss, Q, speed),
 ``curve.png`` (the learning curve) and ``agent.gif`` (one game of the final agent). Ctrl-C saves
 all of them before exiting. The folder starts with a marker file, ``.breakout_rl-run``: the tool
 never trains into (or writes over) a folder holding files it did not write.
