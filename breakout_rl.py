@@ -1323,7 +1323,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self.actions = np.zeros(self.capacity, dtype=np.int64)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.dones = np.zeros(self.capacity, dtype=np.float32)
-        self.steps = np.ones(self.capacity, dtype=np.float32)
+        self.steps = np.ones(self.capacity, dtype=np.float32)  # one-step transitions only
         self.states = self.frames  # marks the buffer as allocated
 
     def _write_frame(self, frame):
@@ -1354,7 +1354,6 @@ class FrameStackReplayBuffer(ReplayBuffer):
         i = self.position
         self.next_frame[i] = self.frames_written - 1
         self.actions[i], self.rewards[i], self.dones[i] = action, reward, done
-        self.steps[i] = 1
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         # Drop the oldest transitions whose first frame the stream has overwritten.
@@ -1387,9 +1386,9 @@ import csv
 import dataclasses
 import difflib
 import functools
+import hashlib
 import inspect
 import json
-import hashlib
 import multiprocessing
 import os
 import platform
@@ -1887,6 +1886,12 @@ def first_line(error):
     return text.strip().splitlines()[0]
 
 
+def write_failed(path, error):
+    """The OSError to raise when appending to `path` failed: it names the file and the cause
+    (a full disk's "[Errno 27] File too large" alone names neither)."""
+    return OSError(f"could not write {path} ({error.strerror or first_line(error)})")
+
+
 def replace_file(path, write):
     """Write a file atomically: `write(tmp_path)` fills a temporary file beside `path`, which is
     then renamed over `path`. On any failure the temporary file is removed, `path` is left as it
@@ -2026,7 +2031,6 @@ def write_history(path, rows):
 
 # Provenance: what a run ran with, in config.json and model.pt, so a result can be checked
 # against the same versions later (and a resumed or evaluated checkpoint says where they differ).
-PROVENANCE_VERSIONS = ("python", "torch", "gymnasium", "ale_py", "numpy")
 
 
 def cpu_model():
@@ -2057,15 +2061,20 @@ def file_version():
     return version
 
 
+def library_versions():
+    """{"python", "torch", "gymnasium", "ale_py", "numpy": version string} of this process."""
+    # (str(): torch.__version__ is a str subclass that torch.load(weights_only=True) refuses)
+    return {"python": platform.python_version(), "torch": str(torch.__version__),
+            "gymnasium": str(gym.__version__), "ale_py": str(ale_py.__version__),
+            "numpy": str(np.__version__)}
+
+
 def provenance(device="cpu", command=None):
     """{versions of Python, torch, gymnasium, ale-py, numpy; device; CPU; `command` (the
     arguments given, default sys.argv's); start time (UTC); the file's version} for
     config.json and model.pt."""
-    # (str(): torch.__version__ is a str subclass that torch.load(weights_only=True) refuses)
-    return {"python": platform.python_version(), "torch": str(torch.__version__),
-            "gymnasium": str(gym.__version__), "ale_py": str(ale_py.__version__),
-            "numpy": str(np.__version__),
-            "device": str(device), "cpu": cpu_model(), "os": platform.platform(),
+    return {**library_versions(), "device": str(device), "cpu": cpu_model(),
+            "os": platform.platform(),
             "command": " ".join(shlex.quote(a) for a in ["python", Path(__file__).name,
                                                           *(command or sys.argv[1:])]),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **file_version()}
@@ -2074,11 +2083,18 @@ def provenance(device="cpu", command=None):
 def version_differences(checkpoint):
     """'torch 2.12.0 → 2.13.0, numpy 1.26.4 → 2.4.6': the versions a checkpoint was made with
     that differ from this Python's ('' where none do, or the checkpoint predates provenance)."""
-    made, now = checkpoint.get("provenance"), provenance()
+    made, now = checkpoint.get("provenance"), library_versions()
     if not isinstance(made, dict):
         return ""
-    return ", ".join(f"{name} {made[name]} → {now[name]}" for name in PROVENANCE_VERSIONS
+    return ", ".join(f"{name} {made[name]} → {now[name]}" for name in now
                      if isinstance(made.get(name), str) and made[name] != now[name])
+
+
+def note_other_versions(checkpoint, name):
+    """Say in one line, and go on, when checkpoint `name` was made with other versions."""
+    differences = version_differences(checkpoint)
+    if differences:
+        print(f"note: {name} was made with other versions ({differences}); going on", flush=True)
 
 
 # metrics.csv: what the learner did, one row per progress line (CleanRL writes the same to
@@ -2200,8 +2216,7 @@ class RunRecorder:
             self._writer.writerow([self.games + 1, env_step, score, f"{self.elapsed():.1f}"])
             self._file.flush()
         except OSError as error:
-            raise OSError(f"could not write {self.history_path} "
-                          f"({error.strerror or first_line(error)})") from None
+            raise write_failed(self.history_path, error) from None
         self.scores.append(float(score))
         self.game_steps.append(env_step)
         self.env_step = env_step
@@ -2235,8 +2250,7 @@ class RunRecorder:
                 csv.writer(f).writerow([metric_text(values.get(k))
                                         for k in self.metrics_columns])
         except OSError as error:
-            raise OSError(f"could not write {self.metrics_path} "
-                          f"({error.strerror or first_line(error)})") from None
+            raise write_failed(self.metrics_path, error) from None
 
     def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False,
                   metrics=dict):
@@ -2332,8 +2346,7 @@ class RunRecorder:
         try:
             self._file.close()
         except OSError as error:   # its last row did not fit: the checkpoint is still saved
-            errors.append(OSError(f"could not write {self.history_path} "
-                                  f"({error.strerror or first_line(error)})"))
+            errors.append(write_failed(self.history_path, error))
         writers = [] if self.keep_last_checkpoint else [self.save_checkpoint]
         writers.append(lambda: replace_file(self.out_dir / "curve.png", lambda tmp: plot_curves(
             [(self.game_steps, self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}",
@@ -2430,9 +2443,8 @@ def announce(title, cfg, out_dir, resume_from):
     """Print what is being trained and every hyperparameter it uses, once."""
     verb = f"resuming {out_dir} at game {resume_from['progress']['games']}" if resume_from else (
         f"writing to {out_dir}")
-    if resume_from and version_differences(resume_from):
-        print(f"note: model.pt was made with other versions ({version_differences(resume_from)});"
-              " going on", flush=True)
+    if resume_from:
+        note_other_versions(resume_from, "model.pt")
     print(f"{title}; {verb}\nhyperparameters (also in config.json):\n"
           f"{hyperparameter_text(cfg)}", flush=True)
 
@@ -2805,6 +2817,11 @@ def train_pg(cfg, out_dir, resume_from=None, command=None):
              f"{n_actions} actions", cfg, out_dir, resume_from)
     env.action_space.seed(seed)
 
+    def metrics():
+        steps = [0, *recorder.game_steps[-2:]]
+        return {"step_size": policy.alpha, "theta_norm": float(np.linalg.norm(policy.theta)),
+                "episode_length": steps[-1] - steps[-2] if recorder.games else math.nan}
+
     def on_episode(episode, score, steps):
         learned = [policy.theta] + ([policy.baseline.w] if policy.baseline else [])
         if not all(np.isfinite(array).all() for array in learned):
@@ -2813,11 +2830,6 @@ def train_pg(cfg, out_dir, resume_from=None, command=None):
         recorder.end_game(score, recorder.env_step + steps)
         recorder.maybe_log(recorder.env_step, episode, cfg.episodes, "episode", metrics=metrics)
         return recorder.should_stop()
-
-    def metrics():
-        steps = [0, *recorder.game_steps[-2:]]
-        return {"step_size": policy.alpha, "theta_norm": float(np.linalg.norm(policy.theta)),
-                "episode_length": steps[-1] - steps[-2] if recorder.games else math.nan}
 
     last_episode = games_done
     try:
@@ -2876,6 +2888,18 @@ def png_figure(path, figsize, ncols=1, mosaic=None):
         plt.close(fig)
 
 
+def agent_steps_axis(ax, frames_per_step=None):
+    """Label `ax`'s x axis in agent steps and, with `frames_per_step` (Atari: 4), add frames on
+    a second axis at the top."""
+    ax.set_xlabel("agent steps")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    if frames_per_step:
+        frames = ax.secondary_xaxis("top", functions=(lambda s: s * frames_per_step,
+                                                      lambda f: f / frames_per_step))
+        frames.set_xlabel(f"frames ({frames_per_step} per agent step)")
+        frames.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+
+
 def plot_curves(runs, path, title="", threshold=None, frames_per_step=None):
     """Plot, for each (steps, scores, label) in `runs`, the score of each game at the agent step
     it ended and the mean of the last 100 games there, against agent steps (as CleanRL and SB3
@@ -2889,13 +2913,8 @@ def plot_curves(runs, path, title="", threshold=None, frames_per_step=None):
             ax.plot(steps, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
         if threshold is not None:
             ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
-        ax.set(xlabel="agent steps", ylabel="score", title=title)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-        if frames_per_step:
-            frames = ax.secondary_xaxis("top", functions=(lambda s: s * frames_per_step,
-                                                          lambda f: f / frames_per_step))
-            frames.set_xlabel(f"frames ({frames_per_step} per agent step)")
-            frames.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+        ax.set(ylabel="score", title=title)
+        agent_steps_axis(ax, frames_per_step)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left")
 
@@ -3043,6 +3062,18 @@ class GifRecorder:
             loop=0))
 
 
+def checkpoint_to_play(checkpoint_path, games, eps):
+    """The checkpoint --eval and --explain play with, after checking their --episodes and
+    --eval-eps; a one-line note where it was made with other versions."""
+    if not (isinstance(games, int) and games >= 1):
+        raise ValueError(f"--episodes must be at least 1, got {games}")
+    if not 0 <= eps <= 1:
+        raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
+    checkpoint = load_checkpoint(checkpoint_path)
+    note_other_versions(checkpoint, checkpoint_path)
+    return checkpoint
+
+
 def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_path=None,
              env_id=None):
     """Play `games` full games with a checkpoint on the CPU; returns the list of raw scores.
@@ -3051,14 +3082,7 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
     cannot loop forever); FIRE is pressed by the AtariLives wrapper. With `gif_path`, the first
     game is also written as an animated GIF, a DQN's Q-values beside each frame.
     """
-    if not (isinstance(games, int) and games >= 1):
-        raise ValueError(f"--episodes must be at least 1, got {games}")
-    if not 0 <= eps <= 1:
-        raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
-    checkpoint = load_checkpoint(checkpoint_path)
-    if version_differences(checkpoint):
-        print(f"note: {checkpoint_path} was made with other versions "
-              f"({version_differences(checkpoint)}); going on", flush=True)
+    checkpoint = checkpoint_to_play(checkpoint_path, games, eps)
     cfg, env_id = checkpoint["config"], env_id or checkpoint["env_id"]
     env = make_env(env_id, getattr(cfg, "noop_max", 30), getattr(cfg, "sticky_actions", 0.0),
                    render_mode="rgb_array" if gif_path else None, obs=getattr(cfg, "obs", "ram"))
@@ -3112,12 +3136,8 @@ def plot_metric(runs, path, metric, frames_per_step=None):
     with png_figure(path, (8, 4.5)) as ax:
         for steps, values, label in runs:
             ax.plot(steps, values, lw=1.5, label=label)
-        ax.set(xlabel="agent steps", ylabel=metric, title=f"{metric} (metrics.csv)")
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-        if frames_per_step:
-            frames = ax.secondary_xaxis("top", functions=(lambda s: s * frames_per_step,
-                                                          lambda f: f / frames_per_step))
-            frames.set_xlabel(f"frames ({frames_per_step} per agent step)")
+        ax.set(ylabel=metric, title=f"{metric} (metrics.csv)")
+        agent_steps_axis(ax, frames_per_step)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
 
@@ -3164,11 +3184,12 @@ def play_games(env, choose_action, max_steps=math.inf, max_games=math.inf, secon
     scores, score, steps, start = [], 0.0, 0, time.time()
     while steps < max_steps and time.time() - start < seconds:
         action = choose_action(obs)
-        if gif is not None and not scores and watch is None:
-            gif.add(env.render())
-        elif gif is not None and not scores:
-            q_values, value = watch(obs[None])
-            gif.add(env.render(), q_values[0], action, None if value is None else value[0])
+        if gif is not None and not scores:
+            if watch is None:
+                gif.add(env.render())
+            else:
+                q_values, value = watch(obs[None])
+                gif.add(env.render(), q_values[0], action, None if value is None else value[0])
         obs, reward, terminated, truncated, _ = env.step(action)
         steps, score = steps + 1, score + reward
         if terminated or truncated:
@@ -3250,9 +3271,9 @@ def benchmark_training(cfg, seconds=30.0):
 # A GIF shows what the agent does, not what it expects. Two pictures show that. The evaluation GIF
 # (--eval RUN --gif, and agent.gif after training) draws beside each frame the Q-value of every
 # action, the chosen one marked, V(s) when the network has a dueling head, and a trace of max_a Q
-# over the last few seconds: it rises as the ball comes down to the paddle and drops when a life
-# is about to be lost. --explain RUN draws which inputs the greedy choice depends on. From RAM,
-# two measures per byte over the states of a few evaluation games:
+# over the last few seconds, which drops in the steps before a life is lost. --explain RUN draws
+# which inputs the greedy choice depends on. From RAM, two measures per byte over the states of a
+# few evaluation games:
 #   * gradient:     mean over states of |∂ max_a Q(s, a) / ∂x_i|, x_i = byte_i / 255 (what the
 #                   network would do for a tiny change of the byte: cheap, but a byte that never
 #                   changes in play can still score high, and a gradient sees only one point);
@@ -3477,14 +3498,7 @@ def explain(checkpoint_path, to_path, games=3, eps=DEFAULT_EVAL_EPS, seed=1000):
     """--explain: play `games` evaluation games with a DQN checkpoint, measure which inputs
     max_a Q(s, a) depends on (gradient and perturbation, see the section's text) and draw
     explain.png at `to_path`. Returns the lines to print."""
-    if not (isinstance(games, int) and games >= 1):
-        raise ValueError(f"--episodes must be at least 1, got {games}")
-    if not 0 <= eps <= 1:
-        raise ValueError(f"--eval-eps must be in [0, 1], got {eps}")
-    checkpoint = load_checkpoint(checkpoint_path)
-    if version_differences(checkpoint):
-        print(f"note: {checkpoint_path} was made with other versions "
-              f"({version_differences(checkpoint)}); going on", flush=True)
+    checkpoint = checkpoint_to_play(checkpoint_path, games, eps)
     if checkpoint["algo"] != "dqn":
         raise ValueError(f"--explain needs a DQN checkpoint; {checkpoint_path} holds a "
                          f"{checkpoint['algo']} one (its policy is linear: its weights θ are "
