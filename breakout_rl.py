@@ -2900,23 +2900,30 @@ def agent_steps_axis(ax, frames_per_step=None):
         frames.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
 
 
-def plot_curves(runs, path, title="", threshold=None, frames_per_step=None):
+def plot_curves(runs, path, title="", threshold=None, frames_per_step=None, mean=None):
     """Plot, for each (steps, scores, label) in `runs`, the score of each game at the agent step
     it ended and the mean of the last 100 games there, against agent steps (as CleanRL and SB3
     plot; runs of other lengths or --num-envs line up by steps), as a PNG file at `path`. With
-    `frames_per_step` (Atari: 4), frames are on a second axis at the top, as papers count."""
+    `frames_per_step` (Atari: 4), frames are on a second axis at the top, as papers count.
+    `mean`: (steps, mean, low, high) of several seeds, drawn in black with its band."""
     with png_figure(path, (8, 4.5)) as ax:
         for steps, scores, label in runs:
             if len(runs) == 1:
                 ax.plot(steps, scores, color="tab:blue", alpha=0.25, lw=0.8,
                         label="score per game")
-            ax.plot(steps, moving_average(scores), lw=2, label=f"{label} 100-game mean".strip())
+            ax.plot(steps, moving_average(scores), lw=1 if mean else 2,
+                    label=f"{label} 100-game mean".strip())
+        if mean is not None:
+            grid, middle, low, high = mean
+            ax.plot(grid, middle, color="black", lw=2.5, label=f"mean of {len(runs)} seeds")
+            ax.fill_between(grid, low, high, color="black", alpha=0.15,
+                            label="95% bootstrap interval")
         if threshold is not None:
             ax.axhline(threshold, color="tab:green", ls="--", label=f"solved ({threshold:g})")
         ax.set(ylabel="score", title=title)
         agent_steps_axis(ax, frames_per_step)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left")
+        ax.legend(loc="lower right" if mean else "upper left")
 
 
 def load_checkpoint(path):
@@ -3142,9 +3149,20 @@ def plot_metric(runs, path, metric, frames_per_step=None):
         ax.legend(loc="best")
 
 
-def compare_runs(run_dirs, to_path, metric=None):
-    """Overlay the 100-game means of several runs (or, with `metric`, one column of their
-    metrics.csv) against agent steps; labels are the config fields that differ."""
+class Runs(NamedTuple):
+    """Run folders read for --plot: `curves`, a (steps, values, label) per run (its games'
+    steps and raw scores, or one column of metrics.csv), labelled by the config fields that
+    differ; `lengths`, the agent steps each run reached; `seeds_only`, True when the runs differ
+    only in seed (and length): one setting's seeds, which may be averaged; `frames`, frames per
+    agent step where all are Atari runs."""
+    curves: list
+    lengths: list
+    seeds_only: bool
+    frames: object  # an int, or None
+
+
+def labelled_runs(run_dirs, metric=None):
+    """Read run folders into Runs."""
     runs = []
     for run_dir in map(Path, run_dirs):
         if not (run_dir / "history.csv").is_file():
@@ -3154,23 +3172,122 @@ def compare_runs(run_dirs, to_path, metric=None):
         cfg = {"algo": checkpoint["algo"], **dataclasses.asdict(checkpoint["config"])}
         curve = (metric_curve(run_dir, metric) if metric else
                  ([int(r["env_step"]) for r in rows], [float(r["score"]) for r in rows]))
-        runs.append((run_dir, curve, cfg))
+        runs.append((run_dir, curve, cfg, checkpoint["progress"]["env_step"]))
     # the settings every run has (a DQN and a PG run share few), where they differ
-    keys = sorted(set.intersection(*(set(cfg) for _, _, cfg in runs)) - RUN_OPTIONS)
-    differing = [k for k in keys if len({str(cfg[k]) for _, _, cfg in runs}) > 1]
+    keys = sorted(set.intersection(*(set(cfg) for _, _, cfg, _ in runs)) - RUN_OPTIONS)
+    differing = [k for k in keys if len({str(cfg[k]) for _, _, cfg, _ in runs}) > 1]
     labelled = [(*curve, " ".join(f"{k}={cfg[k]}" for k in differing) or run_dir.name)
-                for run_dir, curve, cfg in runs]
+                for run_dir, curve, cfg, _ in runs]
     labels = [label for *_, label in labelled]
     if len(set(labels)) < len(labels):  # the same settings twice: the folders tell them apart
-        labelled = [(*curve, f"{run_dir.name}: {label}") for (run_dir, _, _), (*curve, label)
+        labelled = [(*curve, f"{run[0].name}: {label}") for run, (*curve, label)
                     in zip(runs, labelled)]
-    frames = ATARI_FRAMESKIP if all(is_atari(cfg["env_id"]) for _, _, cfg in runs) else None
+    seeds_only = "seed" in differing and set(differing) <= {"seed", "total_steps", "episodes"}
+    frames = ATARI_FRAMESKIP if all(is_atari(run[2]["env_id"]) for run in runs) else None
+    return Runs(labelled, [run[3] for run in runs], seeds_only, frames)
+
+
+def compare_runs(run_dirs, to_path, metric=None):
+    """Overlay the 100-game means of several runs (or, with `metric`, one column of their
+    metrics.csv) against agent steps; labels are the config fields that differ. Seeds of one
+    setting get their mean too, with a 95% bootstrap band. Returns the labels."""
+    runs = labelled_runs(run_dirs, metric)
     if metric:
-        replace_file(to_path, lambda tmp: plot_metric(labelled, tmp, metric, frames))
+        replace_file(to_path, lambda tmp: plot_metric(runs.curves, tmp, metric, runs.frames))
     else:
-        replace_file(to_path, lambda tmp: plot_curves(labelled, tmp, "100-game mean score",
-                                                      None, frames))
-    return [label for *_, label in labelled]
+        mean = seeds_mean_curve(runs) if runs.seeds_only and len(runs.curves) > 1 else None
+        replace_file(to_path, lambda tmp: plot_curves(runs.curves, tmp, "100-game mean score",
+                                                      None, runs.frames, mean))
+    return [label for *_, label in runs.curves]
+
+
+# Comparing seeds the way papers do (Agarwal et al. 2021): the 100-game mean of each run at the
+# same agent steps, the mean over the runs, and a 95% bootstrap interval for that mean (the
+# games benchmark's stratified_bootstrap, section 17, with the seeds as one "game").
+def mean_at_steps(steps, scores, at, length):
+    """The 100-game mean (as drawn) of one run that reached agent step `length`, at each agent
+    step in `at`: the mean of the last 100 games finished by then; NaN before its first game
+    or after `length`."""
+    steps, at = np.asarray(steps), np.asarray(at, dtype=float)
+    means = np.append(moving_average(scores), np.nan)  # index -1 (no game yet) reads NaN
+    values = means[np.searchsorted(steps, at, side="right") - 1]
+    return np.where(at <= length, values, np.nan)
+
+
+def mean_over_runs(values):
+    """(mean, low, high) over runs of one number each, the 95% bootstrap interval; NaN
+    where a run has none."""
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).all():
+        return math.nan, math.nan, math.nan
+    mean, low, high = stratified_bootstrap([values], AGGREGATES["mean"])
+    return float(mean), float(low), float(high)
+
+
+def seeds_mean_curve(runs, points=200):
+    """(steps, mean, low, high) arrays: the mean over Runs of their 100-game means on a grid
+    of agent steps up to the shortest run's length, with its 95% band (the same bootstrap
+    draws at every step: a band of whole curves)."""
+    grid = np.linspace(0, min(runs.lengths), points + 1)[1:]
+    at_grid = [mean_at_steps(steps, scores, grid, length)
+               for (steps, scores, _), length in zip(runs.curves, runs.lengths)]
+    band = np.array([mean_over_runs(column) for column in zip(*at_grid)])
+    return grid, band[:, 0], band[:, 1], band[:, 2]
+
+
+def milestones(last_step, most=5):
+    """Round agent steps to compare runs at: multiples of 1, 2 or 5 × 10^k, at most `most` of
+    them up to `last_step` (3M → 1M, 2M, 3M; 500k → 100k … 500k)."""
+    for exponent in range(max(int(math.log10(max(last_step, 1))), 0), -1, -1):
+        for unit in (10 ** exponent, 2 * 10 ** exponent, 5 * 10 ** exponent):
+            count = last_step // unit
+            if 1 <= count <= most:
+                return [unit * i for i in range(1, count + 1)]
+    return [last_step] if last_step > 0 else []
+
+
+def first_step_reaching(steps, scores, level):
+    """The agent step at which the 100-game mean first reached `level`, or None."""
+    reached = np.flatnonzero(moving_average(scores) >= level)
+    return int(steps[reached[0]]) if reached.size else None
+
+
+def runs_table(runs, reach=()):
+    """A markdown table of Runs: per run, the agent step its 100-game mean first reached each
+    score in `reach` and the 100-game mean at round agent steps; for seeds of one setting a
+    last row with the mean over them and its 95% bootstrap interval."""
+    at = milestones(min(runs.lengths))
+    header = ([f"steps to {level:g}" for level in reach] +
+              [f"at {short_steps(step)}" for step in at])
+    lines = ["| run | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    columns = []
+    for (steps, scores, label), length in zip(runs.curves, runs.lengths):
+        reached = [first_step_reaching(steps, scores, level) for level in reach]
+        means = mean_at_steps(steps, scores, at, length) if steps else [math.nan] * len(at)
+        columns.append(reached + list(means))
+        lines.append(f"| {label} | " + " | ".join(
+            ["—" if r is None else short_steps(r) for r in reached] +
+            [f"{m:.1f}" if np.isfinite(m) else "—" for m in means]) + " |")
+    if runs.seeds_only and len(runs.curves) > 1:
+        cells = []
+        for i, column in enumerate(zip(*columns)):
+            if i < len(reach) and None in column:
+                cells.append(f"{sum(c is not None for c in column)} of {len(column)} reached")
+                continue
+            mean, low, high = mean_over_runs(column)
+            show = short_steps if i < len(reach) else (lambda v: f"{v:.1f}")
+            cells.append(f"{show(mean)} [{show(low)}, {show(high)}]" if np.isfinite(mean)
+                         else "—")
+        lines.append(f"| mean of {len(runs.curves)} seeds [95% interval] | " + " | ".join(cells)
+                     + " |")
+    return "\n".join(lines)
+
+
+def short_steps(step):
+    """1_000_000 → '1M', 870_656 → '0.87M', 150_000 → '150k', 900 → '900'."""
+    if step >= 5e5:
+        return f"{step / 1e6:.2f}".rstrip("0").rstrip(".") + "M"
+    return f"{step / 1e3:.0f}k" if step >= 1e3 else f"{step:.0f}"
 
 
 def play_games(env, choose_action, max_steps=math.inf, max_games=math.inf, seconds=math.inf,
@@ -3666,11 +3783,11 @@ def score_profile(thresholds):
     return fraction_above
 
 
-def mean_at_step(rows, step, window=100):
-    """The 100-game mean at agent step `step`: the last `window` games finished by then (NaN
-    before the first)."""
-    scores = [float(row["score"]) for row in rows if int(row["env_step"]) <= step]
-    return float(np.mean(scores[-window:])) if scores else math.nan
+def mean_at_step(rows, step):
+    """The 100-game mean of history.csv rows at agent step `step`: the last 100 games finished
+    by then (NaN before the first)."""
+    return float(mean_at_steps([int(row["env_step"]) for row in rows],
+                               [float(row["score"]) for row in rows], [step], math.inf)[0])
 
 
 def run_steps(run_dir):
@@ -3694,11 +3811,12 @@ def pair_name(env_id, seed):
     return f"{game_name(env_id)}-seed{seed}"
 
 
-def run_result(env_id, seed, run_dir, status):
-    """One run of the report, from its history.csv and checkpoint."""
+def run_result(env_id, seed, run_dir, status, budget):
+    """One run of the report, from its history.csv and checkpoint: its score is the 100-game
+    mean at the budget (a run extended by hand past it is compared where the others end)."""
     history = run_dir / "history.csv"
     rows = read_history(history) if history.is_file() else []
-    mean = mean_at_step(rows, math.inf)   # the last 100 games
+    mean = mean_at_step(rows, budget)
     return {"game": game_name(env_id), "seed": seed, "score": mean,
             "hns": human_normalised(game_name(env_id), mean), "games": len(rows),
             "steps": run_steps(run_dir), "history": rows,
@@ -3903,9 +4021,37 @@ def start_run(command, log, **popen_args):
                             **popen_args)
 
 
-def run_pair(command, log_path):
+def process_token(pid):
+    """What tells a process from a later one given the same PID: its start time in /proc
+    (Linux; None elsewhere or when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_gone(pid, token):
+    """True once process `pid` (started at `token`, process_token's) has ended or is a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    if token is None:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z" or process_token(pid) != token
+
+
+def run_pair(command, log_path, watch=None):
     """The job submitit runs for one (game, seed): the training command as a child process,
-    its output appended to log_path; returns the run's exit status.
+    its output appended to log_path; returns the run's exit status. With `watch`, (pid, token)
+    of the benchmark on this machine (submitit's local executor), the run is stopped as below
+    when that process dies, even by kill -9: the local executor's processes outlive it.
 
     A stop signal this job gets is passed on to the run once, as SIGTERM (the run saves and
     stops; the next benchmark on the folder resumes it): SIGINT is how submitit cancels a local
@@ -3928,7 +4074,12 @@ def run_pair(command, log_path):
             handlers[signal.SIGUSR2] = signal.SIG_IGN if on_slurm else pass_on
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            return child.wait()
+            while True:
+                try:
+                    return child.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    if watch is not None and process_gone(*watch):
+                        pass_on(signal.SIGTERM, None)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -4012,6 +4163,9 @@ class SubmititJobs:
     runs the same job on this machine). The benchmark stays the place that gathers results."""
 
     def __init__(self, cluster, folder, parameters):
+        # a local job stops its run when this benchmark dies (kill -9 included); a cluster's
+        # jobs run elsewhere: Slurm's scancel stops them
+        self.watch = (os.getpid(), process_token(os.getpid())) if cluster == "local" else None
         try:
             import submitit
         except ImportError:
@@ -4028,7 +4182,7 @@ class SubmititJobs:
 
     def start(self, command, log_path):
         try:
-            job = self.executor.submit(run_pair, command, str(log_path))
+            job = self.executor.submit(run_pair, command, str(log_path), self.watch)
         except Exception as error:  # noqa: BLE001 (sbatch missing or refusing, …)
             raise ValueError(f"submitit could not submit the job: {first_line(error)}") from None
         return SubmititRun(job, log_path)
@@ -4222,7 +4376,8 @@ def benchmark_games(pairs, folder, child_flags, launcher, jobs, budget, log_ever
             record(pair_name(*pair), code)
             statuses[pair_name(*pair)] = pair_status(folder / pair_name(*pair), code, budget)[0]
         results = [run_result(env_id, seed, folder / pair_name(env_id, seed),
-                              statuses[pair_name(env_id, seed)]) for env_id, seed in pairs]
+                              statuses[pair_name(env_id, seed)], budget)
+                   for env_id, seed in pairs]
         games = list(dict.fromkeys(game_name(env_id) for env_id, _ in pairs))
         seeds = list(dict.fromkeys(seed for _, seed in pairs))
         aggregates = write_games_report(results, folder, " ".join(
@@ -4339,6 +4494,9 @@ def build_parser():
                        help="with --plot: draw this column of the runs' metrics.csv against "
                             "agent steps instead of the score (e.g. loss, q_mean, epsilon, "
                             "steps_per_second)")
+    tools.add_argument("--reach", metavar="SCORE", nargs="+", type=float,
+                       help="with --plot: also print the agent step at which each run's "
+                            "100-game mean first reached each SCORE (e.g. 100 200)")
     tools.add_argument("--explain", metavar="RUN",
                        help="play --episodes evaluation games (default 3) with a DQN run's "
                             "model.pt and draw which inputs max_a Q depends on: the 128 RAM "
@@ -4697,7 +4855,8 @@ def check_same_hyperparameters(folder, pairs, child_flags):
         except (OSError, ValueError, AttributeError):
             continue  # the run itself refuses an unreadable folder when it resumes
         differ = [f"{name}={written} (now {value})"
-                  for name, written, value in sorted(differences) if name not in RUN_OPTIONS]
+                  for name, written, value in sorted(differences) if name not in RUN_OPTIONS
+                  and not (name == "total_steps" and written > value)]  # extended by hand
         if differ:
             raise ValueError(f"--out {folder}: {config_path.parent.name} was trained with "
                              f"{', '.join(differ)}: the defaults have changed since this "
@@ -4790,6 +4949,7 @@ COMMANDS = {"eval": "--eval", "plot": "--plot", "explain": "--explain", "resume"
             "benchmark_games": "--benchmark-games", "benchmark_env": "--benchmark-env",
             "benchmark_train": "--benchmark-train", "list_envs": "--list-envs"}
 COMMAND_FLAGS = {"gif": ("eval",), "to": ("plot", "explain"), "metric": ("plot",),
+                 "reach": ("plot",),
                  "eval_eps": ("eval", "explain"),
                  "seeds": ("benchmark_games",), "jobs": ("benchmark_games",),
                  "submitit": ("benchmark_games",), "submitit_param": ("benchmark_games",)}
@@ -4847,6 +5007,8 @@ def run_tool(args):
         check_output_file(to, "--to", b"\x89PNG", "PNG")
         labels = compare_runs(args.plot, to, args.metric)
         print(f"wrote {to}: " + "; ".join(labels))
+        if not args.metric:
+            print(runs_table(labelled_runs(args.plot), args.reach or ()))
     elif args.explain:
         run = Path(args.explain)
         to = args.to or (run if run.is_dir() else run.parent) / "explain.png"

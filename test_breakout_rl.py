@@ -2238,6 +2238,55 @@ def test_plot_compares_runs_labelled_by_their_differences(tmp_path):
                                                                           "alpha=0.02"]
 
 
+def test_runs_table_gives_steps_to_a_score_and_the_mean_over_seeds_at_round_steps():
+    # two seeds of one setting, 400 agent steps each, fewer than 100 games: a "100-game mean"
+    # is the mean of all games so far. Worked by hand:
+    # seed 0: games end at 100 … 400 scoring 0, 10, 20, 30 → means 0, 5, 10, 15
+    # seed 1: games end at 150 … 450 scoring 10, 10, 40, 40 → means 10, 10, 20, 25 (the game
+    #         at 450 ends after the run's 400 steps were counted: it cannot be in the table)
+    runs = rl.Runs([([100, 200, 300, 400], [0.0, 10.0, 20.0, 30.0], "seed=0"),
+                    ([150, 250, 350, 450], [10.0, 10.0, 40.0, 40.0], "seed=1")],
+                   [400, 400], True, None)
+    table = rl.runs_table(runs, reach=(10, 20)).splitlines()
+    assert table[0] == ("| run | steps to 10 | steps to 20 | at 100 | at 200 | at 300 | at 400 |")
+    assert table[2] == "| seed=0 | 300 | — | 0.0 | 5.0 | 10.0 | 15.0 |"
+    assert table[3] == "| seed=1 | 150 | 350 | — | 10.0 | 10.0 | 20.0 |"
+    # the mean of two numbers, resampled: means of {x, y} drawn twice are x, (x+y)/2 or y, so
+    # the 95% interval runs from the smaller to the larger (when both are drawn often enough)
+    assert table[4] == ("| mean of 2 seeds [95% interval] | 225 [150, 300] | 1 of 2 reached | — "
+                        "| 7.5 [5.0, 10.0] | 10.0 [10.0, 10.0] | 17.5 [15.0, 20.0] |")
+    # runs of different settings get no mean row
+    assert len(rl.runs_table(runs._replace(seeds_only=False)).splitlines()) == 4
+
+
+def test_milestones_and_short_steps_are_round():
+    assert rl.milestones(3_000_000) == [1_000_000, 2_000_000, 3_000_000]
+    assert rl.milestones(2_999_999) == [1_000_000, 2_000_000]   # the largest round unit
+    assert rl.milestones(500_000) == [100_000 * i for i in range(1, 6)]
+    assert rl.milestones(150_000) == [100_000]
+    assert rl.milestones(7) == [2, 4, 6] and rl.milestones(0) == []   # 1 × 7 is too many
+    assert [rl.short_steps(n) for n in (870_656, 1_000_000, 2_500_000, 150_000, 900)] == [
+        "0.87M", "1M", "2.5M", "150k", "900"]
+
+
+def test_plot_of_seeds_draws_their_mean_and_prints_the_table(tmp_path, capsys):
+    for seed in ("0", "1"):
+        assert rl.main(["--algo", "pg", "--episodes", "30", "--seed", seed,
+                        "--out", str(tmp_path / seed)]) == 0
+    capsys.readouterr()
+    to = tmp_path / "seeds.png"
+    assert rl.main(["--plot", str(tmp_path / "0"), str(tmp_path / "1"), "--to", str(to),
+                    "--reach", "1e9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"wrote {to}: seed=0; seed=1" and to.stat().st_size > 1000
+    assert out[1].startswith("| run | steps to 1e+09 | at ")
+    assert out[-1].startswith("| mean of 2 seeds [95% interval] | 0 of 2 reached | ")
+    runs = rl.labelled_runs([tmp_path / "0", tmp_path / "1"])
+    grid, mean, low, high = rl.seeds_mean_curve(runs, points=10)
+    assert len(grid) == 10 and grid[-1] == min(runs.lengths)
+    assert np.all(low <= mean) and np.all(mean <= high)
+
+
 def test_benchmark_env_and_the_constant_action_bar():
     rate, scores = rl.benchmark_env("CartPole-v1", steps=2000)
     assert rate > 0 and len(scores) > 10 and max(scores) < 200
@@ -2510,6 +2559,38 @@ def test_a_submitit_job_passes_a_stop_on_to_its_run_once(tmp_path):
     assert "saving" in (tmp_path / "job.log").read_text()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_a_local_submitit_job_stops_its_run_when_the_benchmark_is_killed(tmp_path):
+    # submitit's local executor keeps its job processes when the benchmark dies by kill -9:
+    # the job watches the benchmark (here a stand-in process) and stops its run, which saves
+    benchmark = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    watch = (benchmark.pid, rl.process_token(benchmark.pid))
+    assert watch[1] is not None and not rl.process_gone(*watch)
+    run = tmp_path / "run"
+    command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
+               "10000000", "--num-envs", "2", "--learning-starts", "200", "--out", str(run)]
+    job = subprocess.Popen([sys.executable, "-c", "import sys, breakout_rl; "
+                            f"sys.exit(breakout_rl.run_pair({command!r}, 'job.log', {watch!r}))"],
+                           cwd=tmp_path, env={**os.environ,
+                                              "PYTHONPATH": str(Path(rl.__file__).parent)})
+    deadline = time.time() + 60
+    while not ((run / "history.csv").exists() and read_history(run)):
+        assert job.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    benchmark.kill()          # a zombie until reaped: gone all the same
+    deadline = time.time() + 10
+    while not rl.process_gone(*watch):   # SIGKILL takes effect a moment later
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert job.wait(timeout=60) == 143
+    benchmark.wait()
+    assert rl.load_checkpoint(run)["progress"]["games"] >= 1
+    assert not (run / "run.lock").exists()
+    # another process later given the same PID is not the benchmark
+    assert rl.process_gone(os.getpid(), "not my start time") and not rl.process_gone(
+        os.getpid(), rl.process_token(os.getpid()))
+
+
 def test_submitit_parameters_default_to_one_runs_needs_and_take_key_value():
     cfg = rl.DQNConfig(total_steps=600_000)   # 600,000 / 500 steps/s = 20 minutes, + 15
     assert rl.submitit_parameters(None, cfg) == {"name": "breakout_rl", "cpus_per_task": 2,
@@ -2563,6 +2644,8 @@ def test_a_benchmark_started_with_other_defaults_is_not_continued_into_a_mixed_r
     config_path = folder / "Breakout-seed0" / "config.json"
     config_path.write_text(json.dumps(config))
     rl.check_same_hyperparameters(folder, pairs, flags)   # today's settings: it continues
+    config_path.write_text(json.dumps({**config, "total_steps": 2 * today.total_steps}))
+    rl.check_same_hyperparameters(folder, pairs, flags)   # a run extended by hand: still ours
     config_path.write_text(json.dumps({**config, "dueling": False, "train_every": 8}))
     before = sorted(str(f.relative_to(folder)) for f in folder.rglob("*"))
     assert rl.main(argv) == 2
@@ -2686,6 +2769,16 @@ def test_mean_at_step_is_the_last_100_games_finished_by_then():
     assert math.isnan(rl.mean_at_step(rows, 99))
     assert rl.mean_at_step(rows, 250) == pytest.approx(1.5)   # games 1 and 2
     assert rl.mean_at_step(rows, 15_000) == pytest.approx(100.5)   # games 51 … 150
+
+
+def test_a_benchmark_scores_a_run_extended_by_hand_at_the_budget(tmp_path):
+    run = tmp_path / "Breakout-seed0"
+    run.mkdir()
+    (run / "history.csv").write_text("episode,env_step,score,seconds\n1,1000,1.0,1\n"
+                                     "2,2000,3.0,2\n3,4000,100.0,4\n")
+    result = rl.run_result("ALE/Breakout-v5", 0, run, "ok", 3000)
+    assert result["score"] == pytest.approx(2.0)   # games 1 and 2 ended within 3,000 steps
+    assert result["hns"] == pytest.approx((2.0 - 1.7) / (30.5 - 1.7))
 
 
 
