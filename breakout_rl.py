@@ -5245,6 +5245,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt again
+    # Ctrl-C raises KeyboardInterrupt again
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.stdout = QuietWhenClosed(sys.stdout)
     sys.exit(main())

@@ -1202,6 +1202,28 @@ def test_the_copied_dqn_classes_run_the_readme_loop(tmp_path):
     assert fresh.qnetwork_local(state).abs().max() < 1.0
 
 
+def protocol_section(text):
+    """The protocol of a markdown page: from its heading to the end of its last item."""
+    start = text.index("## The protocol")
+    return text[start:text.index("\n\n", text.index("- **What is deterministic**", start))]
+
+
+def test_the_protocol_is_stated_once_in_the_same_words_in_readme_and_games_page():
+    games_page = (Path(rl.__file__).parent / "docs" / "games.md").read_text()
+    section = protocol_section(README)
+    assert section == protocol_section(games_page)
+    for setting in ("repeat_action_probability=0", "--sticky-actions 0.25", "frameskip=4",
+                    "--noop-max 30", "108,000 frames", "last 100 training games"):
+        assert setting in section
+    # and the settings it states are the ones the file uses
+    cfg = rl.DQNConfig()
+    env = rl.make_env(cfg.env_id, cfg.noop_max, cfg.sticky_actions)
+    assert env.unwrapped._frameskip == 4 and cfg.sticky_actions == 0.0 and cfg.noop_max == 30
+    assert env.unwrapped.ale.getInt("max_num_frames_per_episode") == 108_000
+    assert env.action_space.n == 4   # the minimal action set
+    env.close()
+
+
 def test_the_readme_cartpole_agent_uses_the_cartpole_row():
     start = README.index("**Other environments.**")
     block = README[README.index("```python", start) + len("```python"):]
@@ -1213,19 +1235,22 @@ def test_the_readme_cartpole_agent_uses_the_cartpole_row():
     assert given["state_size"] == 4 and given["action_size"] == 2
 
 
-def readme_block(heading):
-    """The first python block after `heading` in the README."""
-    start = README.index(heading)
-    block = README[README.index("```python", start) + len("```python"):]
+REINFORCE_GUIDE = (Path(rl.__file__).parent / "docs" / "reinforce-homework.md").read_text()
+
+
+def readme_block(heading, text=README):
+    """The first python block after `heading` in the README (or another guide's `text`)."""
+    start = text.index(heading)
+    block = text[text.index("```python", start) + len("```python"):]
     return block[:block.index("```")]
 
 
 def run_readme_reinforce(tmp_path, n_episodes, seed=0):
-    """The README's REINFORCE loop on the copied classes (its seeds 0 replaced by `seed`);
-    returns (scores, policy)."""
+    """The README's REINFORCE loop (docs/reinforce-homework.md) on the copied classes (its
+    seeds 0 replaced by `seed`); returns (scores, policy)."""
     module, _ = copied_module(tmp_path, ["sigmoid", "LinearBaseline", "LogisticPolicy"])
     namespace = vars(module)
-    code = readme_block("### REINFORCE")
+    code = readme_block("# REINFORCE", REINFORCE_GUIDE)
     assert code.count("seed(0)") == 1 and code.count("seed=0") == 1
     exec(code.replace("seed(0)", f"seed({seed})").replace("seed=0", f"seed={seed}"), namespace)
     return namespace["reinforce"](n_episodes=n_episodes), namespace["policy"]
