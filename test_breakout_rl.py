@@ -2310,6 +2310,10 @@ def test_plot_of_seeds_draws_their_mean_and_prints_the_table(tmp_path, capsys):
     grid, mean, low, high = rl.seeds_mean_curve(runs, points=10)
     assert len(grid) == 10 and grid[-1] == min(runs.lengths)
     assert np.all(low <= mean) and np.all(mean <= high)
+    # two runs of the same settings: told apart by their folders, and not averaged as seeds
+    assert rl.main(["--algo", "pg", "--episodes", "30", "--out", str(tmp_path / "again")]) == 0
+    same = rl.labelled_runs([tmp_path / "0", tmp_path / "again"])
+    assert [label for *_, label in same.curves] == ["0", "again"] and not same.seeds_only
 
 
 def test_benchmark_env_and_the_constant_action_bar():
