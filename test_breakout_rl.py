@@ -2568,19 +2568,26 @@ def test_games_benchmark_through_submitit_local_jobs(tmp_path):
     assert list((out / "submitit").iterdir())   # the jobs' own folders, submitit's logs
 
 
-def test_a_submitit_job_passes_a_stop_on_to_its_run_once(tmp_path):
-    # submitit cancels a local job with SIGINT; the job hands its run one SIGTERM: it saves
+def start_job_once_it_trains(tmp_path, watch=None):
+    """A benchmark's job (run_pair) of a long training run in tmp_path/run, as its own process;
+    returns (the job's process, the run folder) once the run has finished a game."""
     run = tmp_path / "run"
     command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
                "10000000", "--num-envs", "2", "--learning-starts", "200", "--out", str(run)]
     job = subprocess.Popen([sys.executable, "-c", "import sys, breakout_rl; "
-                            f"sys.exit(breakout_rl.run_pair({command!r}, 'job.log'))"],
+                            f"sys.exit(breakout_rl.run_pair({command!r}, 'job.log', {watch!r}))"],
                            cwd=tmp_path, env={**os.environ,
                                               "PYTHONPATH": str(Path(rl.__file__).parent)})
     deadline = time.time() + 60
     while not ((run / "history.csv").exists() and read_history(run)):
         assert job.poll() is None and time.time() < deadline
         time.sleep(0.2)
+    return job, run
+
+
+def test_a_submitit_job_passes_a_stop_on_to_its_run_once(tmp_path):
+    # submitit cancels a local job with SIGINT; the job hands its run one SIGTERM: it saves
+    job, run = start_job_once_it_trains(tmp_path)
     job.send_signal(signal.SIGINT)
     job.send_signal(signal.SIGINT)   # a second one is not passed on (it would cut the save)
     assert job.wait(timeout=60) == 143
@@ -2595,17 +2602,7 @@ def test_a_local_submitit_job_stops_its_run_when_the_benchmark_is_killed(tmp_pat
     benchmark = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     watch = (benchmark.pid, rl.process_token(benchmark.pid))
     assert watch[1] is not None and not rl.process_gone(*watch)
-    run = tmp_path / "run"
-    command = [sys.executable, str(Path(rl.__file__)), "--algo", "dqn", "--total-steps",
-               "10000000", "--num-envs", "2", "--learning-starts", "200", "--out", str(run)]
-    job = subprocess.Popen([sys.executable, "-c", "import sys, breakout_rl; "
-                            f"sys.exit(breakout_rl.run_pair({command!r}, 'job.log', {watch!r}))"],
-                           cwd=tmp_path, env={**os.environ,
-                                              "PYTHONPATH": str(Path(rl.__file__).parent)})
-    deadline = time.time() + 60
-    while not ((run / "history.csv").exists() and read_history(run)):
-        assert job.poll() is None and time.time() < deadline
-        time.sleep(0.2)
+    job, run = start_job_once_it_trains(tmp_path, watch)
     benchmark.kill()          # a zombie until reaped: gone all the same
     deadline = time.time() + 10
     while not rl.process_gone(*watch):   # SIGKILL takes effect a moment later
