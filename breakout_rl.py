@@ -47,7 +47,7 @@ Commands
     python breakout_rl.py --eval runs/RUN --gif game.gif   # play 10 games; Q-values in the GIF
     python breakout_rl.py --explain runs/RUN               # which RAM bytes the agent reads
     python breakout_rl.py --resume runs/RUN                # continue after Ctrl-C
-    python breakout_rl.py --plot runs/A runs/B             # compare learning curves
+    python breakout_rl.py --plot runs/A runs/B --reach 100 # compare runs (seeds: their mean)
     python breakout_rl.py --benchmark-env                  # raw env speed, random policy's score
     python -m pytest -q                                    # the tests
 
@@ -1453,6 +1453,9 @@ class CommonConfig:
     stop_when_solved: bool = option(False, "stop once the 100-game mean reaches the env's "
                                            "'solved' threshold (CartPole-v1 475, "
                                            "LunarLander-v3 200; Breakout has none)")
+    tensorboard: bool = option(False, "also write each game's score and metrics.csv's numbers "
+                                      "as TensorBoard scalars, under CleanRL's tag names, into "
+                                      "RUN/tensorboard (needs: pip install tensorboard)")
 
 
 @dataclass
@@ -2132,6 +2135,26 @@ def read_metrics(path):
     return columns, rows
 
 
+# TensorBoard (optional): the same numbers as history.csv and metrics.csv, under the tag names
+# CleanRL's scripts use, so a student's dashboards and habits carry over. Columns without a
+# CleanRL name go under charts/.
+TENSORBOARD_TAGS = {"mean100": "charts/mean100", "steps_per_second": "charts/SPS",
+                    "epsilon": "charts/epsilon", "learning_rate": "charts/learning_rate",
+                    "loss": "losses/td_loss", "q_mean": "losses/q_values",
+                    "episode_length": "charts/episodic_length"}
+
+
+def tensorboard_writer(folder):
+    """torch's TensorBoard SummaryWriter into `folder`; ValueError (one line) without the
+    tensorboard package. Called with None only to check that the package is there."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                         "(metrics.csv holds the same numbers without it)") from None
+    return None if folder is None else SummaryWriter(str(folder), flush_secs=10)
+
+
 class RunRecorder:
     """Owns a run's files: history.csv (one row per game), metrics.csv (one row per progress
     line), model.pt, config.json and curve.png.
@@ -2174,6 +2197,8 @@ class RunRecorder:
         self.game_steps = [int(row["env_step"]) for row in rows]  # the step each game ended at
         self.metrics_path = self.out_dir / "metrics.csv"
         self.metrics_columns = None  # set by the first row (METRICS_FIELDS + the learner's)
+        self.tensorboard = (tensorboard_writer(self.out_dir / "tensorboard")
+                            if cfg.tensorboard else None)
         if resume_from is not None:  # keep the rows up to the checkpoint, as for history.csv
             step = resume_from["progress"]["env_step"]
             columns, kept = read_metrics(self.metrics_path)
@@ -2220,6 +2245,8 @@ class RunRecorder:
         self.scores.append(float(score))
         self.game_steps.append(env_step)
         self.env_step = env_step
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("charts/episodic_return", score, env_step)
         # Gymnasium's convention: solved = a mean over 100 consecutive games of at least the
         # env's reward_threshold. Said once; training goes on unless --stop-when-solved.
         if (self.threshold is not None and self.solved_at is None and self.games >= 100
@@ -2251,6 +2278,12 @@ class RunRecorder:
                                         for k in self.metrics_columns])
         except OSError as error:
             raise write_failed(self.metrics_path, error) from None
+        if self.tensorboard is not None:
+            for name, value in values.items():
+                if (name not in ("step", "seconds", "games") and value is not None
+                        and math.isfinite(value)):   # (no loss before the first step)
+                    self.tensorboard.add_scalar(TENSORBOARD_TAGS.get(name, f"charts/{name}"),
+                                                value, values["step"])
 
     def maybe_log(self, env_step, done, total, unit, extra=lambda: "", force=False,
                   metrics=dict):
@@ -2347,6 +2380,8 @@ class RunRecorder:
             self._file.close()
         except OSError as error:   # its last row did not fit: the checkpoint is still saved
             errors.append(write_failed(self.history_path, error))
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         writers = [] if self.keep_last_checkpoint else [self.save_checkpoint]
         writers.append(lambda: replace_file(self.out_dir / "curve.png", lambda tmp: plot_curves(
             [(self.game_steps, self.scores, "")], tmp, f"{self.algo.upper()} {self.cfg.env_id}",
@@ -3124,7 +3159,8 @@ def evaluate(checkpoint_path, games=10, eps=DEFAULT_EVAL_EPS, seed=1000, gif_pat
 
 
 # Config fields that say how a run is kept and shown, not what it learns.
-RUN_OPTIONS = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end"}
+RUN_OPTIONS = {"out", "log_every", "device", "threads", "max_minutes", "save_every", "gif_at_end",
+               "tensorboard"}
 
 
 def metric_curve(run_dir, metric):
@@ -5140,6 +5176,8 @@ def train(args):
             raise ValueError(f"--learning-starts {cfg.learning_starts} leaves no step to learn "
                              f"in: the run ends at --total-steps {cfg.total_steps:,}" +
                              (f" and starts at step {start:,}" if start else ""))
+    if cfg.tensorboard:
+        tensorboard_writer(None)   # the package is there, before a run folder is made
     device, reason = pick_device(cfg.device, getattr(cfg, "obs", "ram"))
     if algo == "dqn":
         print(f"device: {device} ({reason})", flush=True)

@@ -2995,6 +2995,60 @@ def test_metrics_csv_has_a_row_per_progress_line_and_resumes_like_history(tmp_pa
     assert steps == sorted(steps) and 1600 not in steps and 1700 not in steps
 
 
+class FakeSummaryWriter:
+    """Stands in for TensorBoard's SummaryWriter: records (tag, value, step) in memory."""
+    made = []
+
+    def __init__(self, folder):
+        self.folder, self.scalars, self.closed = folder, [], False
+        FakeSummaryWriter.made.append(self)
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, float(value), int(step)))
+
+    def close(self):
+        self.closed = True
+
+
+def test_tensorboard_gets_every_game_and_metric_under_cleanrls_tag_names(tmp_path, monkeypatch):
+    monkeypatch.setattr(rl, "tensorboard_writer",
+                        lambda folder: None if folder is None else FakeSummaryWriter(folder))
+    FakeSummaryWriter.made = []
+    assert rl.main(tiny_dqn_args(tmp_path, "--log-every", "0.0001", "--no-gif-at-end",
+                                 "--tensorboard")) == 0
+    (writer,) = FakeSummaryWriter.made
+    assert writer.folder == tmp_path / "tensorboard" and writer.closed
+    games = [(value, step) for tag, value, step in writer.scalars
+             if tag == "charts/episodic_return"]
+    assert games == [(float(r["score"]), int(r["env_step"])) for r in read_history(tmp_path)]
+    _, rows = rl.read_metrics(tmp_path / "metrics.csv")
+    for column, tag in (("loss", "losses/td_loss"), ("q_mean", "losses/q_values"),
+                        ("steps_per_second", "charts/SPS"), ("epsilon", "charts/epsilon")):
+        logged = [(step, value) for t, value, step in writer.scalars if t == tag]
+        written = [(row["step"], row[column]) for row in rows if math.isfinite(row[column])]
+        assert [step for step, _ in logged] == [step for step, _ in written]
+        assert [value for _, value in logged] == pytest.approx(   # metrics.csv keeps 6 digits
+            [value for _, value in written], rel=1e-5)
+    # a run option: resuming without it is the same run, and a plot's labels ignore it
+    assert "tensorboard" in rl.RUN_OPTIONS
+
+
+def test_tensorboard_without_the_package_is_one_line_before_any_folder(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails
+    out = tmp_path / "run"
+    assert rl.main(["--algo", "pg", "--episodes", "3", "--tensorboard", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install tensorboard" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_tensorboard_writes_event_files_where_the_package_is_installed(tmp_path):
+    pytest.importorskip("tensorboard")   # optional: not in requirements.txt
+    assert rl.main(["--algo", "pg", "--episodes", "3", "--tensorboard",
+                    "--out", str(tmp_path)]) == 0
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_plot_draws_a_metric_and_refuses_an_unknown_one_in_one_line(tmp_path, capsys):
     assert rl.main(tiny_dqn_args(tmp_path / "run", "--no-gif-at-end")) == 0
     assert rl.main(["--plot", str(tmp_path / "run"), "--metric", "loss",
