@@ -158,6 +158,9 @@ def run(indices):
             for file in ("breakout_rl.py", "test_breakout_rl.py", "README.md", "LICENSE",
                          "CITATION.cff"):
                 shutil.copy(ROOT / file, scratch)
+            Path(scratch, "docs").mkdir()   # the guides and pages the tests read
+            for page in (ROOT / "docs").glob("*.md"):
+                shutil.copy(page, Path(scratch, "docs"))
             Path(scratch, "breakout_rl.py").write_text(source.replace(old, new))
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
