@@ -2646,6 +2646,20 @@ def test_games_benchmark_bad_input(argv, message, capsys, tmp_path):
 
 
 @pytest.mark.skipif(rl.torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_more_jobs_than_runs_are_capped_before_anything_is_allocated(tmp_path, monkeypatch,
+                                                                      capsys):
+    # --jobs 1000000000 once allocated a slot per job (MemoryError); one run needs one slot
+    seen = {}
+
+    def fake_benchmark(pairs, folder, flags, launcher, jobs, budget):
+        seen.update(jobs=jobs, slots=len(launcher.free_slots))
+        return [], []
+    monkeypatch.setattr(rl, "benchmark_games", fake_benchmark)
+    assert rl.main(["--benchmark-games", "pong", "--seeds", "0", "--jobs", "100000",
+                    "--out", str(tmp_path / "g")]) == 0
+    assert seen == {"jobs": 1, "slots": 1} and "1 at a time" in capsys.readouterr().out
+
+
 def test_games_benchmark_on_cuda_without_a_gpu_is_refused_before_any_folder(capsys, tmp_path):
     assert rl.main(["--benchmark-games", "pong", "--device", "cuda", "--out",
                     str(tmp_path / "g")]) == 2
