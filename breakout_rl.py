@@ -3227,7 +3227,11 @@ def compare_runs(run_dirs, to_path, metric=None):
     """Overlay the 100-game means of several runs (or, with `metric`, one column of their
     metrics.csv) against agent steps; labels are the config fields that differ. Seeds of one
     setting get their mean too, with a 95% bootstrap band. Returns the labels."""
-    runs = labelled_runs(run_dirs, metric)
+    return draw_runs(labelled_runs(run_dirs, metric), to_path, metric)
+
+
+def draw_runs(runs, to_path, metric=None):
+    """compare_runs for run folders already read into Runs; returns their labels."""
     if metric:
         replace_file(to_path, lambda tmp: plot_metric(runs.curves, tmp, metric, runs.frames))
     else:
@@ -4057,13 +4061,20 @@ def start_run(command, log, **popen_args):
                             **popen_args)
 
 
+def process_stat(pid):
+    """The fields of /proc/PID/stat after the process's name (state first; None where there is
+    no such file: another OS, or the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_token(pid):
     """What tells a process from a later one given the same PID: its start time in /proc
     (Linux; None elsewhere or when it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    fields = process_stat(pid)
+    return fields[19] if fields else None
 
 
 def process_gone(pid, token):
@@ -4076,11 +4087,8 @@ def process_gone(pid, token):
         pass
     if token is None:
         return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z" or process_token(pid) != token
+    fields = process_stat(pid)   # one read: its state and its start time
+    return fields is None or fields[0] == "Z" or fields[19] != token
 
 
 def run_pair(command, log_path, watch=None):
@@ -5041,10 +5049,10 @@ def run_tool(args):
     elif args.plot:
         to = args.to or "compare.png"
         check_output_file(to, "--to", b"\x89PNG", "PNG")
-        labels = compare_runs(args.plot, to, args.metric)
-        print(f"wrote {to}: " + "; ".join(labels))
+        runs = labelled_runs(args.plot, args.metric)   # each run folder read once
+        print(f"wrote {to}: " + "; ".join(draw_runs(runs, to, args.metric)))
         if not args.metric:
-            print(runs_table(labelled_runs(args.plot), args.reach or ()))
+            print(runs_table(runs, args.reach or ()))
     elif args.explain:
         run = Path(args.explain)
         to = args.to or (run if run.is_dir() else run.parent) / "explain.png"
